@@ -1,0 +1,518 @@
+"""`build_attack`: composable transfer attacks on video models.
+
+An attack is a loop (steps, step size, projection onto the eps-ball and [0, 1]) around a gradient
+estimator and an update rule. A spec such as ``"tt+mi"`` names the pieces; the canonical
+composition (the order of names in a spec never matters) is::
+
+    loss      : ce | cw, plus ATA's attention term (ata)
+    model     : SGM's skip-gradient modification during the whole attack (sgm)
+    estimator : VT( VR( SIM( DI( TT( model gradient ) ) ) ) )   outer -> inner, then TI smoothing (ti)
+    update    : MI momentum (mi) | NI look-ahead momentum (ni, implies mi) | plain sign step
+    start     : x (fgsm, bim) or x + U[-eps, eps] (pgd)
+
+Input transforms run outer to inner on a batch and expand it: VT/VR add noise copies, SIM scales,
+DI resizes/pads, TT shifts in time; all copies of all clips then go through the model as one batch,
+split into `chunk_size` rows, and the gradients go back through the transforms in reverse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import numbers
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from vidadv.analysis.gradcam import resolve_layer
+from vidadv.attacks.gradients import (
+    LOSSES,
+    ModelGradient,
+    check_skip_gradient,
+    skip_gradient,
+    smooth_gradient,
+    ti_kernel,
+)
+from vidadv.attacks.temporal import SHIFT_STRATEGIES, WEIGHT_KINDS, temporal_weights
+from vidadv.attacks.transforms import (
+    DiverseInputs,
+    InputTransform,
+    Rows,
+    ScaleInvariance,
+    StepContext,
+    TemporalTranslation,
+    VarianceReduction,
+    VarianceTuning,
+    total_copies,
+)
+
+__all__ = ["Attack", "build_attack", "available_attacks", "ATTACK_NAMES", "CANONICAL_ORDER"]
+
+#: Every attack name, in the canonical composition order used by `Attack.spec`.
+CANONICAL_ORDER = ("fgsm", "bim", "pgd", "mi", "ni", "vt", "vr", "sim", "di", "tt", "ti", "sgm", "ata")
+ATTACK_NAMES = CANONICAL_ORDER
+_TRANSFORM_ORDER = ("vt", "vr", "sim", "di", "tt")  # outer -> inner
+NORMS = ("linf", "l2")
+MOMENTUM_NORMS = ("clip", "frame")
+
+
+def available_attacks() -> list[str]:
+    """Names usable in a spec (join them with ``+``), in canonical composition order."""
+    return list(CANONICAL_ORDER)
+
+
+# ----------------------------------------------------------------------------------------------
+# Options
+# ----------------------------------------------------------------------------------------------
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def _real(
+    lo: float | None = None, hi: float | None = None, lo_open: bool = False
+) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> float:
+        if not _is_real(value):
+            raise TypeError(f"option {name} must be a finite number, got {value!r}")
+        v = float(value)
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            raise ValueError(f"option {name} must be {'>' if lo_open else '>='} {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise ValueError(f"option {name} must be <= {hi}, got {v}")
+        return v
+
+    return check
+
+
+def _int(lo: int) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"option {name} must be an int >= {lo}, got {value!r}")
+        if int(value) < lo:
+            raise ValueError(f"option {name} must be >= {lo}, got {value}")
+        return int(value)
+
+    return check
+
+
+def _choice(choices: Sequence[str]) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"option {name} must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    return check
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"option {name} must be True or False, got {value!r}")
+    return value
+
+
+def _optional_int(name: str, value: Any) -> int | None:
+    return None if value is None else _int(1)(name, value)
+
+
+def _optional_step(name: str, value: Any) -> float | None:
+    return None if value is None else _real(0.0, lo_open=True)(name, value)
+
+
+def _seed(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"option {name} must be an int, got {value!r}")
+    return int(value)
+
+
+def _odd_kernel(name: str, value: Any) -> int:
+    v = _int(1)(name, value)
+    if v % 2 == 0:
+        raise ValueError(f"option {name} must be odd (a centred kernel), got {v}")
+    return v
+
+
+def _tt_weights(name: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return _choice(WEIGHT_KINDS)(name, value)
+    if isinstance(value, Sequence | torch.Tensor):
+        return [float(v) for v in value]
+    raise ValueError(f"option {name} must be one of {', '.join(WEIGHT_KINDS)} or a sequence of 2L+1 numbers")
+
+
+def _layer(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, str | nn.Module):
+        return value
+    raise TypeError(f"option {name} must be a dotted layer name (str) or an nn.Module, got {value!r}")
+
+
+@dataclass(frozen=True)
+class _Option:
+    default: Any
+    methods: tuple[str, ...] | None  # None: applies to every attack
+    check: Callable[[str, Any], Any]
+
+
+_OPTIONS: dict[str, _Option] = {
+    "eps": _Option(16 / 255, None, _real(0.0, lo_open=True)),
+    "steps": _Option(None, None, _int(1)),
+    "step_size": _Option(None, None, _optional_step),
+    "norm": _Option("linf", None, _choice(NORMS)),
+    "targeted": _Option(False, None, _bool),
+    "loss": _Option("ce", None, _choice(LOSSES)),
+    "seed": _Option(0, None, _seed),
+    "chunk_size": _Option(None, None, _optional_int),
+    "progress": _Option(False, None, _bool),
+    "decay": _Option(1.0, ("mi", "ni"), _real(0.0)),
+    "momentum_norm": _Option("clip", ("mi", "ni"), _choice(MOMENTUM_NORMS)),
+    "kernel_size": _Option(15, ("ti",), _odd_kernel),
+    "kernel_nsig": _Option(3.0, ("ti",), _real(0.0, lo_open=True)),
+    "diversity_prob": _Option(0.5, ("di",), _real(0.0, 1.0)),
+    "resize_rate": _Option(250 / 224, ("di",), _real(1.0)),
+    "sim_copies": _Option(5, ("sim",), _int(1)),
+    "vt_samples": _Option(20, ("vt",), _int(1)),
+    "vt_beta": _Option(1.5, ("vt",), _real(0.0)),
+    "vr_samples": _Option(20, ("vr",), _int(1)),
+    "vr_sigma": _Option(15 / 255, ("vr",), _real(0.0)),
+    "sgm_gamma": _Option(0.5, ("sgm",), _real(0.0, lo_open=True)),
+    "ata_layer": _Option(None, ("ata",), _layer),
+    "ata_weight": _Option(1.0, ("ata",), _real(0.0)),
+    "shift_length": _Option(7, ("tt",), _int(0)),
+    "weights": _Option("gaussian", ("tt",), _tt_weights),
+    "strategy": _Option("adjacent", ("tt",), _choice(SHIFT_STRATEGIES)),
+}
+
+
+def _parse_spec(spec: str) -> tuple[str, ...]:
+    if not isinstance(spec, str):
+        raise TypeError(f"attack spec must be a str such as 'tt+mi', got {type(spec).__name__}")
+    names = [part.strip().lower() for part in spec.split("+")]
+    if any(not n for n in names):
+        raise ValueError(f"empty attack name in spec {spec!r}; join names with '+', e.g. 'tt+mi'")
+    unknown = [n for n in names if n not in CANONICAL_ORDER]
+    if unknown:
+        raise ValueError(
+            f"unknown attack {unknown[0]!r} in spec {spec!r}; valid: {', '.join(CANONICAL_ORDER)}"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"attack spec {spec!r} names a method twice")
+    if "fgsm" in names and "bim" in names:
+        raise ValueError("fgsm (one step of size eps) and bim (iterative) contradict each other")
+    return tuple(n for n in CANONICAL_ORDER if n in names)
+
+
+# ----------------------------------------------------------------------------------------------
+# Input checks and per-clip generators
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_clips(x: Any) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor of clips (N, C, T, H, W), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}")
+    if x.dim() != 5:
+        raise ValueError(f"x must be 5-D (N, C, T, H, W), got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"x must not be empty, got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or infinite values")
+    low, high = float(x.min()), float(x.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"x must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]")
+    return x.detach()
+
+
+def _check_labels(name: str, labels: Any, n: int, device: torch.device) -> torch.Tensor:
+    if labels is None:
+        raise ValueError(f"{name} is required")
+    t = torch.as_tensor(labels, device=device)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must be integer class indices, got dtype {t.dtype}")
+    if t.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one per clip, got {tuple(t.shape)}")
+    if n and int(t.min()) < 0:
+        raise ValueError(f"{name} must be class indices >= 0, got {int(t.min())}")
+    return t.long()
+
+
+def clip_generators(x: torch.Tensor, seed: int) -> list[torch.Generator]:
+    """One generator per clip, seeded by (seed, the clip's bytes): a clip gets the same random draws
+    alone or in any batch, and different clips get different draws."""
+    data = x.detach().to("cpu").contiguous()
+    generators = []
+    for clip in data:
+        digest = hashlib.blake2b(digest_size=8)
+        digest.update(int(seed).to_bytes(16, "little", signed=True))
+        digest.update(str(clip.dtype).encode())
+        digest.update(clip.reshape(-1).view(torch.uint8).numpy().tobytes())
+        generator = torch.Generator(device=x.device)
+        generator.manual_seed(int.from_bytes(digest.digest(), "little") >> 1)
+        generators.append(generator)
+    return generators
+
+
+# ----------------------------------------------------------------------------------------------
+# The attack
+# ----------------------------------------------------------------------------------------------
+
+
+class Attack:
+    """A composed transfer attack; call it as ``attack(x, y)`` or ``attack(x, y, target=t)``.
+
+    Attributes: `spec` (canonical spec string), `methods`, `options` (every resolved option),
+    `gradient_evaluations_per_step` (clip forward+backward passes per step per clip) and
+    `setup_gradient_evaluations` (one-off passes per clip, e.g. ATA's cached reference maps).
+    """
+
+    def __init__(self, methods: tuple[str, ...], model: nn.Module, options: dict[str, Any]) -> None:
+        self.methods = methods
+        self.spec = "+".join(methods)
+        self.model = model
+        self.options = options
+        self.eps: float = options["eps"]
+        self.steps: int = options["steps"]
+        self.step_size: float = options["step_size"]
+        self.norm: str = options["norm"]
+        self.targeted: bool = options["targeted"]
+        self.random_start = "pgd" in methods
+        self.momentum = "mi" in methods or "ni" in methods
+        self.nesterov = "ni" in methods
+        self.transforms = self._make_transforms(methods, options)
+        self.ti_kernel = (
+            ti_kernel(options["kernel_size"], options["kernel_nsig"]) if "ti" in methods else None
+        )
+        ata_layer = None
+        if "ata" in methods:
+            ata_layer = self._resolve_ata_layer(model, options["ata_layer"])
+        self.model_gradient = ModelGradient(
+            model,
+            options["loss"],
+            self.targeted,
+            options["chunk_size"],
+            ata_layer=ata_layer,
+            ata_weight=options["ata_weight"] if "ata" in methods else 0.0,
+        )
+        if "sgm" in methods:
+            check_skip_gradient(model)
+        copies = total_copies(self.transforms)
+        self._reference_is_fixed = not any(t.random_geometry for t in self.transforms)
+        self.gradient_evaluations_per_step = copies
+        self.setup_gradient_evaluations = 0
+        if ata_layer is not None:
+            if self._reference_is_fixed:
+                self.setup_gradient_evaluations = copies
+            else:
+                self.gradient_evaluations_per_step = 2 * copies
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.options.items() if not isinstance(v, nn.Module)}
+        return f"Attack({self.spec!r}, {', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    @staticmethod
+    def _make_transforms(methods: tuple[str, ...], options: dict[str, Any]) -> list[InputTransform]:
+        makers: dict[str, Callable[[], InputTransform]] = {
+            "vt": lambda: VarianceTuning(options["vt_samples"], options["vt_beta"]),
+            "vr": lambda: VarianceReduction(options["vr_samples"], options["vr_sigma"]),
+            "sim": lambda: ScaleInvariance(options["sim_copies"]),
+            "di": lambda: DiverseInputs(options["diversity_prob"], options["resize_rate"]),
+            "tt": lambda: TemporalTranslation(
+                options["shift_length"], options["weights"], options["strategy"]
+            ),
+        }
+        return [makers[name]() for name in _TRANSFORM_ORDER if name in methods]
+
+    @staticmethod
+    def _resolve_ata_layer(model: nn.Module, layer: str | nn.Module | None) -> nn.Module:
+        if isinstance(layer, nn.Module):
+            return layer
+        if layer is None:
+            layer = getattr(model, "attention_layer", None)
+            if not isinstance(layer, str):
+                raise ValueError(
+                    "ATA needs a Grad-CAM layer: pass ata_layer='<dotted submodule name>' or use a model "
+                    "with an `attention_layer` attribute"
+                )
+        return resolve_layer(model, layer)
+
+    # -- pieces of one step ------------------------------------------------------------------
+
+    def _project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        delta = x_adv - x
+        if self.norm == "linf":
+            delta = delta.clamp(-self.eps, self.eps)
+        else:
+            norms = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1, 1)
+            delta = delta * (self.eps / norms.clamp_min(1e-12)).clamp(max=1.0)
+        return (x + delta).clamp(0.0, 1.0)
+
+    def _step_direction(self, direction: torch.Tensor) -> torch.Tensor:
+        if self.norm == "linf":
+            return direction.sign()
+        norms = direction.flatten(1).norm(dim=1).view(-1, 1, 1, 1, 1)
+        return direction / norms.clamp_min(torch.finfo(direction.dtype).tiny)
+
+    def _normalize(self, grad: torch.Tensor) -> torch.Tensor:
+        dims = (1, 2, 3, 4) if self.options["momentum_norm"] == "clip" else (1, 3, 4)
+        scale = grad.abs().mean(dim=dims, keepdim=True)
+        return grad / scale.clamp_min(torch.finfo(grad.dtype).tiny)
+
+    def _random_start(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        noise = torch.empty_like(x)
+        for i, generator in enumerate(ctx.generators):
+            draw = torch.rand(x.shape[1:], generator=generator, device=generator.device, dtype=x.dtype)
+            draw = draw.to(x.device)
+            if self.norm == "linf":
+                noise[i] = (2.0 * draw - 1.0) * self.eps
+            else:
+                direction = torch.randn(
+                    x.shape[1:], generator=generator, device=generator.device, dtype=x.dtype
+                ).to(x.device)
+                radius = self.eps * float(draw.flatten()[0])
+                noise[i] = direction / direction.norm().clamp_min(1e-12) * radius
+        return self._project(x + noise, x)
+
+    def _estimate(
+        self,
+        point: torch.Tensor,
+        loss_labels: torch.Tensor,
+        cam_labels: torch.Tensor,
+        clean: torch.Tensor,
+        ctx: StepContext,
+    ) -> torch.Tensor:
+        """The transformed (and TI-smoothed) gradient estimate at `point`, one per clip."""
+        use_ata = self.model_gradient.ata_layer is not None
+        clip = torch.arange(point.shape[0], device=point.device)
+        rows = Rows(point.detach(), clip, clean if use_ata else None)
+        saved = []
+        for transform in self.transforms:
+            rows, extra = transform.expand(rows, ctx)
+            saved.append(extra)
+        cached = ctx.state.get("reference_cams") if self._reference_is_fixed else None
+        grads, used = self.model_gradient(
+            rows.x, loss_labels[rows.clip], cam_labels[rows.clip] if use_ata else None, rows.ref, cached
+        )
+        if use_ata and self._reference_is_fixed:
+            ctx.state["reference_cams"] = used
+        for transform, extra in zip(reversed(self.transforms), reversed(saved), strict=True):
+            grads = transform.reduce(grads, extra, ctx)
+        if self.ti_kernel is not None:
+            grads = smooth_gradient(grads, self.ti_kernel)
+        return grads
+
+    # -- public API --------------------------------------------------------------------------
+
+    def _prepare(self, x: Any, y: Any, target: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = _check_clips(x)
+        n = x.shape[0]
+        labels = _check_labels("y", y, n, x.device)
+        if self.targeted:
+            loss_labels = _check_labels("target (targeted=True)", target, n, x.device)
+        else:
+            if target is not None:
+                raise ValueError("target given but the attack is untargeted; build it with targeted=True")
+            loss_labels = labels
+        for transform in self.transforms:
+            transform.check(x)
+        parameter = next((p for p in self.model.parameters() if p.is_floating_point()), None)
+        if parameter is not None:
+            if parameter.dtype != x.dtype:
+                raise TypeError(f"x has dtype {x.dtype} but the model's parameters are {parameter.dtype}")
+            if parameter.device != x.device:
+                raise ValueError(f"x is on {x.device} but the model is on {parameter.device}")
+        return x, loss_labels, labels
+
+    @contextlib.contextmanager
+    def _attack_mode(self) -> Iterator[None]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if "sgm" in self.methods:
+                with skip_gradient(self.model, self.options["sgm_gamma"]):
+                    yield
+            else:
+                yield
+        finally:
+            self.model.train(was_training)
+
+    def estimate_gradient(self, x: torch.Tensor, y: Any, target: Any = None) -> torch.Tensor:
+        """The attack's gradient estimate at `x` (first step: transforms, SGM, ATA and TI applied;
+        no momentum), e.g. TT's weighted sum of rolled gradients."""
+        x, loss_labels, labels = self._prepare(x, y, target)
+        ctx = StepContext(clip_generators(x, self.options["seed"]), self.eps)
+        with self._attack_mode():
+            return self._estimate(x, loss_labels, labels, x, ctx).detach()
+
+    def __call__(self, x: torch.Tensor, y: Any, target: Any = None) -> torch.Tensor:
+        """Adversarial clips for clean clips `x` (N, C, T, H, W) in [0, 1] with labels `y` (N,)."""
+        x, loss_labels, labels = self._prepare(x, y, target)
+        ctx = StepContext(clip_generators(x, self.options["seed"]), self.eps)
+        decay = self.options.get("decay", 1.0)
+        with self._attack_mode():
+            x_adv = self._random_start(x, ctx) if self.random_start else x.clone()
+            momentum = torch.zeros_like(x) if self.momentum else None
+            steps = tqdm(range(self.steps), desc=self.spec, leave=False, disable=not self.options["progress"])
+            for _ in steps:
+                point = x_adv
+                if self.nesterov and momentum is not None:
+                    point = x_adv + self.step_size * decay * momentum
+                grad = self._estimate(point, loss_labels, labels, x, ctx)
+                if momentum is not None:
+                    momentum = decay * momentum + self._normalize(grad)
+                    direction = momentum
+                else:
+                    direction = grad
+                x_adv = self._project(x_adv + self.step_size * self._step_direction(direction), x)
+        return x_adv.detach()
+
+
+def build_attack(spec: str, model: nn.Module, **options: Any) -> Attack:
+    """Build a composed attack from a ``+``-joined spec, e.g. ``build_attack("tt+mi", model, eps=16/255)``.
+
+    Common options: eps (16/255), steps (10; fgsm: 1), step_size (eps/steps; fgsm: eps), norm
+    ("linf" | "l2"), targeted (False), loss ("ce" | "cw"), seed (0), chunk_size (None = all copies in
+    one pass), progress (False). Method options (only valid when the method is in the spec):
+    mi/ni: decay=1.0, momentum_norm="clip"|"frame"; ti: kernel_size=15, kernel_nsig=3;
+    di: diversity_prob=0.5, resize_rate=250/224; sim: sim_copies=5; vt: vt_samples=20, vt_beta=1.5;
+    vr: vr_samples=20, vr_sigma=15/255; sgm: sgm_gamma=0.5; ata: ata_layer (default
+    model.attention_layer), ata_weight=1.0; tt: shift_length=7, weights="gaussian", strategy="adjacent".
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"model must be a torch.nn.Module mapping clips to logits, got {type(model).__name__}"
+        )
+    methods = _parse_spec(spec)
+    applicable = [k for k, o in _OPTIONS.items() if o.methods is None or set(o.methods) & set(methods)]
+    resolved: dict[str, Any] = {}
+    for name, value in options.items():
+        option = _OPTIONS.get(name)
+        if option is None:
+            raise ValueError(
+                f"unknown option {name!r} for attack {spec!r}; valid options: {', '.join(applicable)}"
+            )
+        if option.methods is not None and not set(option.methods) & set(methods):
+            raise ValueError(
+                f"option {name!r} belongs to {'/'.join(option.methods)}, which is not in spec {spec!r}"
+            )
+        resolved[name] = option.check(name, value)
+    for name in applicable:
+        resolved.setdefault(name, _OPTIONS[name].default)
+    if "fgsm" in methods:
+        if options.get("steps", 1) != 1:
+            raise ValueError(f"fgsm is a single step; steps must be 1, got {options['steps']}")
+        if resolved["step_size"] is not None and resolved["step_size"] != resolved["eps"]:
+            raise ValueError("fgsm takes one step of size eps; do not set a different step_size")
+        resolved["steps"] = 1
+    if resolved["steps"] is None:
+        resolved["steps"] = 10
+    if resolved["step_size"] is None:
+        resolved["step_size"] = resolved["eps"] / resolved["steps"]
+    if "tt" in methods:
+        temporal_weights(resolved["shift_length"], resolved["weights"])  # validates explicit weights
+    return Attack(methods, model, resolved)

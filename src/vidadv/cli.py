@@ -1,0 +1,129 @@
+"""Command-line interface: a thin layer over the library (each command's logic lives in its module)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from vidadv.evaluation.demo import run_demo
+
+    return run_demo(out_dir=args.out, quick=args.quick, clips_per_class=args.clips_per_class, seed=args.seed)
+
+
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    from vidadv.models import zoo
+
+    if args.zoo_command == "list":
+        return zoo.print_zoo()
+    return zoo.run_train(models=args.models, out_dir=args.out, steps=args.steps, seed=args.seed)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from vidadv.models import available_models
+
+    for name in available_models():
+        print(name)
+    return 0
+
+
+def _cmd_select(args: argparse.Namespace) -> int:
+    from vidadv.evaluation import run_select
+
+    return run_select(args.config, force=args.force)
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from vidadv.evaluation import run_attack
+
+    return run_attack(args.config, force=args.force)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from vidadv.evaluation import run_evaluate
+
+    return run_evaluate(
+        args.run, quantize=args.quantize, h264=args.h264, batch_size=args.batch_size, device=args.device
+    )
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from vidadv.evaluation import run_compare
+
+    return run_compare(args.run, args.attack_a, args.attack_b)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from vidadv.analysis import run_analyze
+
+    return run_analyze(args.config, force=args.force)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidadv", description="Transfer-based adversarial attacks on video models (Temporal Translation)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="embedded benchmark: attack six small models, print ASR, write a report")
+    p.add_argument("--quick", action="store_true", help="reduced run (about a minute)")
+    p.add_argument("--out", default="vidadv-demo", help="results folder (default: ./vidadv-demo)")
+    p.add_argument("--clips-per-class", type=int, default=None, help="attacked clips per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("zoo", help="the embedded model zoo")
+    zsub = p.add_subparsers(dest="zoo_command", required=True)
+    zsub.add_parser("list", help="list the shipped models with their accuracy")
+    t = zsub.add_parser("train", help="train zoo models with the documented recipe")
+    t.add_argument("--models", nargs="*", default=None, help="zoo names (default: all six)")
+    t.add_argument("--out", default=None, help="folder for weights + manifest (default: the package zoo)")
+    t.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    t.add_argument("--seed", type=int, default=None, help="override every model's seed")
+    p.set_defaults(func=_cmd_zoo)
+
+    p = sub.add_parser("models", help="list the network names vidadv can build or load")
+    p.set_defaults(func=_cmd_models)
+
+    for name, func, helptext in (
+        ("select", _cmd_select, "keep the clips every model classifies correctly"),
+        ("attack", _cmd_attack, "run the attacks of a config (resumable; torchrun shards it)"),
+        ("analyze", _cmd_analyze, "frame-importance analysis (Figure 2)"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("config", help="YAML config file")
+        p.add_argument("--force", action="store_true", help="overwrite results made with another config")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("evaluate", help="ASR of every model on every adversarial clip of a run")
+    p.add_argument("run", help="run folder written by `vidadv attack`")
+    p.add_argument("--quantize", action="store_true", help="also evaluate after rounding to uint8")
+    p.add_argument("--h264", action="store_true", help="also evaluate after an H.264 encode/decode")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("compare", help="paired difference in ASR between two attacks of a run")
+    p.add_argument("run")
+    p.add_argument("attack_a")
+    p.add_argument("attack_b")
+    p.set_defaults(func=_cmd_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"vidadv {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

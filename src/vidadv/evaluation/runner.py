@@ -1,0 +1,507 @@
+"""`vidadv attack`: run every (white-box model, attack, clip) of a config; resumable and shardable.
+
+Output (in the config's output folder):
+  run_config.json, config_hash.txt   the validated config and its hash (resume guard)
+  adv/<whitebox>/<attack>/<clip>.safetensors
+      tensor "adv" (C, T, H, W) in `save_dtype`, and header metadata "record": JSON with the clip id,
+      label, the white-box model's clean and adversarial prediction and loss, the L-inf norm of the
+      saved perturbation, the attack seed and the wall time per clip
+  attack_records.csv, attack_summary.json   written by rank 0 once every process is done
+
+Every file is written atomically, so `kill -9` loses at most the clips in flight; rerunning the same
+command skips finished files. The unit of work is a fixed batch of `batch_size` consecutive selected
+clips attacked together with one seed derived from (seed, clip ids); batches are identical whatever
+the number of processes, so a sharded run (torchrun) writes the same tensors as a single process.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import math
+import time
+from collections import defaultdict
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from vidadv.evaluation.config import AttackSpec, ConfigError, ExperimentConfig, resolve_device
+from vidadv.evaluation.distributed import (
+    DistContext,
+    all_gather_objects,
+    barrier,
+    finalize,
+    init_distributed,
+    shard,
+)
+from vidadv.evaluation.io import (
+    atomic_save_tensors,
+    atomic_write_json,
+    atomic_write_text,
+    load_tensor_metadata,
+    remove_stale_temporaries,
+)
+from vidadv.evaluation.runtime import (
+    ADV_FORMAT,
+    RUN_FORMAT,
+    AttackFactory,
+    DatasetFactory,
+    ModelFactory,
+    RunLayout,
+    SelectedClip,
+    batched,
+    check_item,
+    clip_seed,
+    default_attack_factory,
+    default_dataset_factory,
+    determinism,
+    format_table,
+    load_config_for,
+    load_selection,
+    prepare_model,
+    read_run_config,
+    selected_clips,
+    versions,
+)
+from vidadv.evaluation.select import compute_selection
+
+RECORD_FIELDS = (
+    "whitebox",
+    "attack",
+    "clip_id",
+    "index",
+    "label",
+    "clean_pred",
+    "adv_pred",
+    "clean_loss",
+    "adv_loss",
+    "linf",
+    "time_s",
+    "seed",
+)
+
+
+def dtype_resolution(dtype: torch.dtype) -> float:
+    """Rounding error of `dtype` for values up to 1 (used as tolerance of the budget check)."""
+    return float(torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
+
+
+def read_record(path: Any) -> dict[str, Any]:
+    """The per-clip record stored in an adversarial clip file's header."""
+    metadata = load_tensor_metadata(path)
+    if metadata.get("format") != ADV_FORMAT or "record" not in metadata:
+        raise ValueError(f"{str(path)!r} is not a vidadv adversarial clip file ({ADV_FORMAT})")
+    return json.loads(metadata["record"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Resume guard
+# ------------------------------------------------------------------------------------------------
+
+
+def check_resume(config: ExperimentConfig, layout: RunLayout, force: bool) -> dict[str, Any] | None:
+    """Refuse a run folder made with a different config (unless `force`); returns its run record."""
+    previous = read_run_config(layout)
+    if previous is None:
+        if layout.adv_dir.exists() and any(layout.adv_dir.rglob("*.safetensors")) and not force:
+            raise ConfigError(
+                f"{layout.root} holds adversarial clips but no run_config.json, so its config is unknown; "
+                "use --force to resume into it anyway"
+            )
+        return None
+    if previous.get("config_hash") != config.config_hash() and not force:
+        changed = _changed_keys(previous.get("hashed_fields", {}), config.hashed_fields())
+        raise ConfigError(
+            f"{layout.root} was made with a different config (hash {str(previous.get('config_hash'))[:12]}, "
+            f"now {config.config_hash()[:12]}; changed: {', '.join(changed) or 'unknown'}). Use another "
+            "output_dir, or --force to resume into it anyway (finished clips of the old config are kept)"
+        )
+    return previous
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+
+
+def _write_run_record(config: ExperimentConfig, layout: RunLayout, previous: dict[str, Any] | None) -> None:
+    history: list[str] = list(previous.get("previous_config_hashes", [])) if previous else []
+    if previous and previous.get("config_hash") != config.config_hash():
+        history.append(previous["config_hash"])
+    record = {
+        "format": RUN_FORMAT,
+        "config_hash": config.config_hash(),
+        "previous_config_hashes": history,
+        "created": previous.get("created") if previous else _now(),
+        "updated": _now(),
+        "source": config.source,
+        "versions": versions(),
+        "config": config.to_dict(),
+        "hashed_fields": config.hashed_fields(),
+    }
+    atomic_write_json(layout.run_config, record)
+    atomic_write_text(layout.config_hash_file, config.config_hash() + "\n")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# ------------------------------------------------------------------------------------------------
+# Work list
+# ------------------------------------------------------------------------------------------------
+
+
+def _work_list(
+    config: ExperimentConfig, layout: RunLayout, clips: list[SelectedClip], resume: bool
+) -> list[tuple[str, int, list[str]]]:
+    """Pending jobs: (white-box label, batch number, attack names with a missing file in that batch)."""
+    batches = batched(clips, config.batch_size)
+    jobs: list[tuple[str, int, list[str]]] = []
+    for whitebox in config.whitebox:
+        for number, batch in enumerate(batches):
+            todo = [
+                attack.name
+                for attack in config.attacks
+                if not resume
+                or any(not layout.adv_path(whitebox, attack.name, c.clip_id).exists() for c in batch)
+            ]
+            if todo:
+                jobs.append((whitebox, number, todo))
+    return jobs
+
+
+def _load_batch(dataset: Any, batch: list[SelectedClip]) -> torch.Tensor:
+    clips = []
+    for clip_info in batch:
+        clip, label, clip_id = check_item(dataset[clip_info.index], clip_info.index)
+        if clip_id != clip_info.clip_id or label != clip_info.label:
+            raise ValueError(
+                f"dataset item {clip_info.index} is now ({clip_id!r}, label {label}) but selection.json says "
+                f"({clip_info.clip_id!r}, label {clip_info.label}); the dataset changed: "
+                "rerun `vidadv select --force`"
+            )
+        clips.append(clip)
+    shapes = {tuple(c.shape) for c in clips}
+    if len(shapes) > 1:
+        raise ValueError(f"clips of one batch differ in shape {sorted(shapes)}; use batch_size: 1")
+    return torch.stack(clips)
+
+
+def _attack_batch(
+    config: ExperimentConfig,
+    attack: AttackSpec,
+    model: nn.Module,
+    attack_factory: AttackFactory | None,
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+) -> tuple[torch.Tensor, float, int | None]:
+    """Adversarial clips (float32, CPU), the wall time of the attack and its gradient evaluations per step."""
+    options = config.attack_options(attack)
+    options["seed"] = seed
+    torch.manual_seed(seed)
+    factory = attack_factory or default_attack_factory
+    try:
+        attacker = factory(attack.spec, model, **options)
+    except TypeError as err:
+        raise ConfigError(
+            f"attack {attack.name!r} ({attack.spec!r}) rejected its options {options}: {err}"
+        ) from err
+    start = time.perf_counter()
+    adversarial = attacker(clean, labels)
+    if clean.is_cuda:
+        torch.cuda.synchronize(clean.device)
+    elapsed = time.perf_counter() - start
+    if not isinstance(adversarial, torch.Tensor) or adversarial.shape != clean.shape:
+        shape = (
+            tuple(adversarial.shape) if isinstance(adversarial, torch.Tensor) else type(adversarial).__name__
+        )
+        raise ValueError(
+            f"attack {attack.name!r} returned {shape}, expected a tensor of shape {tuple(clean.shape)}"
+        )
+    evaluations = getattr(attacker, "gradient_evaluations_per_step", None)
+    return adversarial.detach().float().cpu(), elapsed, evaluations if isinstance(evaluations, int) else None
+
+
+@torch.no_grad()
+def _predict_with_loss(
+    model: nn.Module, clips: torch.Tensor, labels: torch.Tensor, device: torch.device, dtype: torch.dtype
+) -> tuple[list[int], list[float]]:
+    logits = model(clips.to(device=device, dtype=dtype)).float()
+    losses = F.cross_entropy(logits, labels.to(logits.device), reduction="none")
+    return logits.argmax(dim=1).cpu().tolist(), losses.cpu().tolist()
+
+
+def _run_jobs(
+    config: ExperimentConfig,
+    ctx: DistContext,
+    layout: RunLayout,
+    clips: list[SelectedClip],
+    jobs: list[tuple[str, int, list[str]]],
+    resume: bool,
+    model_factory: ModelFactory | None,
+    dataset_factory: DatasetFactory | None,
+    attack_factory: AttackFactory | None,
+    progress: bool,
+) -> int:
+    """Attack this rank's jobs; returns the number of files written."""
+    device = resolve_device(config.device, ctx.local_rank if ctx.is_distributed else None)
+    dtype, save_dtype = config.torch_dtype, config.torch_save_dtype
+    batches = batched(clips, config.batch_size)
+    dataset = (dataset_factory or default_dataset_factory)(dict(config.dataset)) if jobs else None
+    total = sum(len(batches[number]) * len(todo) for _, number, todo in jobs)
+    bar = tqdm(total=total, desc="attack", unit="clip", disable=not (progress and ctx.is_main), smoothing=0.1)
+    model: nn.Module | None = None
+    model_label: str | None = None
+    written = 0
+    for whitebox, number, todo in jobs:
+        if whitebox != model_label:
+            model = None  # free the previous white-box model before loading the next
+            model = prepare_model(model_factory, config.model(whitebox), device, dtype)
+            model_label = whitebox
+        assert model is not None
+        batch = batches[number]
+        clean_cpu = _load_batch(dataset, batch)
+        clean = clean_cpu.to(device=device, dtype=dtype)
+        labels = torch.tensor([c.label for c in batch], dtype=torch.long, device=device)
+        clean_preds, clean_losses = _predict_with_loss(model, clean_cpu, labels, device, dtype)
+        seed = clip_seed(config.seed, [c.clip_id for c in batch])
+        for attack_name in todo:
+            attack = config.attack(attack_name)
+            paths = [layout.adv_path(whitebox, attack.name, c.clip_id) for c in batch]
+            if resume and all(path.exists() for path in paths):
+                bar.update(len(batch))
+                continue
+            bar.set_postfix_str(f"{whitebox} / {attack.name}", refresh=False)
+            adversarial, elapsed, evaluations = _attack_batch(
+                config, attack, model, attack_factory, clean, labels, seed
+            )
+            saved = adversarial.to(save_dtype)
+            adv_preds, adv_losses = _predict_with_loss(model, saved.float(), labels, device, dtype)
+            linf = (saved.float() - clean_cpu.float()).abs().flatten(1).amax(dim=1).tolist()
+            for row, (clip_info, path) in enumerate(zip(batch, paths, strict=True)):
+                if resume and path.exists():
+                    continue
+                record = {
+                    "whitebox": whitebox,
+                    "attack": attack.name,
+                    "spec": attack.spec,
+                    "clip_id": clip_info.clip_id,
+                    "index": clip_info.index,
+                    "label": clip_info.label,
+                    "clean_pred": clean_preds[row],
+                    "adv_pred": adv_preds[row],
+                    "clean_loss": _finite(clean_losses[row]),
+                    "adv_loss": _finite(adv_losses[row]),
+                    "linf": linf[row],
+                    "time_s": elapsed / len(batch),
+                    "seed": seed,
+                    "batch": [c.clip_id for c in batch],
+                    "rank": ctx.rank,
+                    "gradient_evaluations_per_step": evaluations,
+                    "config_hash": config.config_hash(),
+                }
+                metadata = {"format": ADV_FORMAT, "record": json.dumps(record)}
+                atomic_save_tensors(path, {"adv": saved[row]}, metadata)
+                written += 1
+            bar.update(len(batch))
+    bar.close()
+    return written
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+# ------------------------------------------------------------------------------------------------
+# Summary
+# ------------------------------------------------------------------------------------------------
+
+
+def summarize_attack_run(
+    config: ExperimentConfig, layout: RunLayout, clips: list[SelectedClip]
+) -> dict[str, Any]:
+    """Collect every record of the run into attack_records.csv and attack_summary.json."""
+    tolerance = 1e-6 + dtype_resolution(config.torch_save_dtype)
+    records: list[dict[str, Any]] = []
+    missing: list[str] = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for whitebox in config.whitebox:
+        for attack in config.attacks:
+            for clip_info in clips:
+                path = layout.adv_path(whitebox, attack.name, clip_info.clip_id)
+                if not path.exists():
+                    missing.append(str(path.relative_to(layout.root)))
+                    continue
+                record = read_record(path)
+                records.append(record)
+                groups[(whitebox, attack.name)].append(record)
+    rows = []
+    for whitebox in config.whitebox:
+        for attack in config.attacks:
+            group = groups.get((whitebox, attack.name), [])
+            budget = float(config.attack_options(attack)["eps"])
+            fooled = sum(1 for r in group if r["adv_pred"] != r["label"])
+            rows.append(
+                {
+                    "whitebox": whitebox,
+                    "attack": attack.name,
+                    "done": len(group),
+                    "expected": len(clips),
+                    "whitebox_asr": fooled / len(group) if group else None,
+                    "max_linf": max((r["linf"] for r in group), default=None),
+                    "eps": budget,
+                    "budget_violations": sum(1 for r in group if r["linf"] > budget + tolerance),
+                    "mean_time_s": sum(r["time_s"] for r in group) / len(group) if group else None,
+                }
+            )
+    summary = {
+        "config_hash": config.config_hash(),
+        "num_clips": len(clips),
+        "expected_files": len(clips) * len(config.whitebox) * len(config.attacks),
+        "done_files": len(records),
+        "missing_files": missing,
+        "complete": not missing,
+        "rows": rows,
+    }
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=list(RECORD_FIELDS), extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(records)
+    atomic_write_text(layout.records_csv, buffer.getvalue())
+    atomic_write_json(layout.attack_summary, summary)
+    return summary
+
+
+def format_attack_summary(summary: dict[str, Any]) -> str:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    table = format_table(
+        ["white-box", "attack", "done", "white-box ASR %", "max Linf*255", "over budget", "s/clip"],
+        [
+            (
+                r["whitebox"],
+                r["attack"],
+                f"{r['done']}/{r['expected']}",
+                pct(r["whitebox_asr"]),
+                "-" if r["max_linf"] is None else f"{255 * r['max_linf']:.2f}",
+                r["budget_violations"],
+                "-" if r["mean_time_s"] is None else f"{r['mean_time_s']:.2f}",
+            )
+            for r in summary["rows"]
+        ],
+    )
+    status = (
+        "complete" if summary["complete"] else f"INCOMPLETE: {len(summary['missing_files'])} files missing"
+    )
+    return f"{table}\n{summary['done_files']}/{summary['expected_files']} adversarial clips ({status})"
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry point
+# ------------------------------------------------------------------------------------------------
+
+
+def run_attack(
+    config: Any,
+    force: bool = False,
+    resume: bool = True,
+    *,
+    model_factory: ModelFactory | None = None,
+    dataset_factory: DatasetFactory | None = None,
+    attack_factory: AttackFactory | None = None,
+    progress: bool = True,
+) -> int:
+    """`vidadv attack CONFIG`: attack every selected clip; returns 0 when the run is complete.
+
+    force: resume into a folder made with a different config. resume=False recomputes (and
+    overwrites) every file. Under torchrun (WORLD_SIZE > 1) the work is sharded over the processes.
+    """
+    config = load_config_for(config, model_factory, attack_factory, dataset_factory)
+    layout = RunLayout.of(config.output_dir)
+    previous = check_resume(config, layout, force)
+    ctx = init_distributed(config.device)
+    try:
+        with determinism(config.deterministic):
+            clips, summary, written = _attack_all_ranks(
+                config,
+                ctx,
+                layout,
+                previous,
+                resume,
+                model_factory,
+                dataset_factory,
+                attack_factory,
+                progress,
+            )
+    finally:
+        finalize(ctx)
+    if summary is None:
+        return 0
+    print(f"run folder: {layout.root} (config hash {config.config_hash()[:12]})")
+    print(f"written now: {written} files; {len(clips)} selected clips")
+    print(format_attack_summary(summary))
+    return 0 if summary["complete"] else 1
+
+
+def _attack_all_ranks(
+    config: ExperimentConfig,
+    ctx: DistContext,
+    layout: RunLayout,
+    previous: dict[str, Any] | None,
+    resume: bool,
+    model_factory: ModelFactory | None,
+    dataset_factory: DatasetFactory | None,
+    attack_factory: AttackFactory | None,
+    progress: bool,
+) -> tuple[list[SelectedClip], dict[str, Any] | None, int]:
+    """The body of run_attack on every rank: selection, work list, sharded attacks, rank-0 summary."""
+    if not layout.selection_json.exists():
+        if config.selection != "auto":
+            raise ConfigError(
+                f"no clip selection in {layout.root}: run `vidadv select {config.source or 'CONFIG'}` first "
+                "(or set selection: auto)"
+            )
+        compute_selection(config, ctx, model_factory=model_factory, dataset_factory=dataset_factory)
+        barrier(ctx)
+    selection = load_selection(layout)
+    if selection.get("selection_hash") != config.selection_hash():
+        raise ConfigError(
+            f"{layout.selection_json} was made for a different dataset, model list or dtype; "
+            "rerun `vidadv select --force` with this config"
+        )
+    clips = selected_clips(selection)
+    if not clips:
+        raise ValueError(f"{layout.selection_json} keeps no clips: nothing to attack")
+    barrier(ctx)  # everyone has read the old state before rank 0 changes it
+    jobs: list[tuple[str, int, list[str]]] = []
+    if ctx.is_main:
+        layout.root.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(layout.adv_dir)
+        _write_run_record(config, layout, previous)
+        jobs = _work_list(config, layout, clips, resume)
+    jobs = all_gather_objects(ctx, jobs)[0]  # rank 0's view of what is left, for every rank
+    written = _run_jobs(
+        config,
+        ctx,
+        layout,
+        clips,
+        shard(jobs, ctx),
+        resume,
+        model_factory,
+        dataset_factory,
+        attack_factory,
+        progress,
+    )
+    total_written = sum(all_gather_objects(ctx, written))
+    summary = summarize_attack_run(config, layout, clips) if ctx.is_main else None
+    barrier(ctx)
+    return clips, summary, total_written
