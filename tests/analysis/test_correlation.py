@@ -49,7 +49,9 @@ def direct_spearman(a: list[float], b: list[float]) -> float:
 
 small_ints = st.integers(min_value=-5, max_value=5)
 lists_with_ties = st.integers(min_value=2, max_value=12).flatmap(
-    lambda n: st.tuples(st.lists(small_ints, min_size=n, max_size=n), st.lists(small_ints, min_size=n, max_size=n))
+    lambda n: st.tuples(
+        st.lists(small_ints, min_size=n, max_size=n), st.lists(small_ints, min_size=n, max_size=n)
+    )
 )
 
 
@@ -62,7 +64,9 @@ def test_average_ranks_match_textbook_ranking(values: list[int]) -> None:
 @given(lists_with_ties)
 def test_spearman_matches_direct_implementation_with_ties(pair: tuple[list[int], list[int]]) -> None:
     a, b = pair
-    got = float(spearman_correlation(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)))
+    got = float(
+        spearman_correlation(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64))
+    )
     if len(set(a)) == 1 or len(set(b)) == 1:
         assert math.isnan(got)
     else:

@@ -26,7 +26,7 @@ from vidadv.analysis.importance import (
 
 
 def loop_importance(model, clips, labels, replacement_of) -> torch.Tensor:
-    """Reference: one forward pass per clip and frame; `replacement_of(clip, t)` gives the new frame (C,H,W)."""
+    """Reference: one forward pass per clip and frame; `replacement_of(clip, t)` is the new frame (C,H,W)."""
     out = torch.zeros(clips.shape[0], clips.shape[2])
     with torch.no_grad():
         for n in range(clips.shape[0]):
@@ -64,7 +64,9 @@ def conv_setup() -> tuple[TinyConvNet, torch.Tensor, torch.Tensor]:
 def test_zero_padding_matches_per_frame_loop(conv_setup, chunk_size: int) -> None:
     model, clips, labels = conv_setup
     for fill in (0.0, 0.3):
-        expected = loop_importance(model, clips, labels, lambda clip, t, f=fill: torch.full_like(clip[:, t], f))
+        expected = loop_importance(
+            model, clips, labels, lambda clip, t, f=fill: torch.full_like(clip[:, t], f)
+        )
         got = zero_padding_importance(model, clips, labels, fill=fill, chunk_size=chunk_size)
         assert got.shape == (3, 6)
         assert torch.allclose(got, expected, atol=1e-5)
@@ -160,9 +162,11 @@ def test_map_to_input_frames_repeat_and_identity() -> None:
     assert torch.equal(map_to_input_frames(scores, 4, "interpolate"), scores)
     uneven = map_to_input_frames(torch.arange(3.0)[None], 8, "repeat")[0]
     assert (uneven.diff() >= 0).all() and set(uneven.tolist()) == {0.0, 1.0, 2.0}
-    assert max(uneven.tolist().count(v) for v in (0.0, 1.0, 2.0)) - min(
-        uneven.tolist().count(v) for v in (0.0, 1.0, 2.0)
-    ) <= 1
+    assert (
+        max(uneven.tolist().count(v) for v in (0.0, 1.0, 2.0))
+        - min(uneven.tolist().count(v) for v in (0.0, 1.0, 2.0))
+        <= 1
+    )
 
 
 @settings(max_examples=30)
@@ -244,4 +248,6 @@ def test_gradcam_importance_maps_strided_layer_back_to_frames() -> None:
     assert repeated.shape == interpolated.shape == (2, 8)
     assert torch.equal(repeated[:, 0::2], repeated[:, 1::2])  # T' = 4 slices, each over 2 frames
     # Interpolation keeps the value of the end slices at the end frames.
-    assert torch.allclose(interpolated[:, 0], repeated[:, 0]) and torch.allclose(interpolated[:, -1], repeated[:, -1])
+    assert torch.allclose(interpolated[:, 0], repeated[:, 0]) and torch.allclose(
+        interpolated[:, -1], repeated[:, -1]
+    )

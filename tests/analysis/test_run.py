@@ -69,7 +69,9 @@ def read_matrix(path: Path) -> tuple[list[str], torch.Tensor]:
 
 def test_run_analysis_end_to_end(tmp_path: Path) -> None:
     config = parse_analysis_config(base_config(tmp_path))
-    result = run_analysis(config, model_factory=frame_model_factory, dataset_factory=dataset_factory, progress=False)
+    result = run_analysis(
+        config, model_factory=frame_model_factory, dataset_factory=dataset_factory, progress=False
+    )
     out = tmp_path / "out"
     assert result.clip_ids == [f"clip{i}" for i in range(6)]  # "odd" is skipped: f5 misclassifies it
     assert result.num_examined == 7
@@ -106,19 +108,34 @@ def test_run_analysis_end_to_end(tmp_path: Path) -> None:
 
 def test_only_correct_false_and_num_clips_with_seeded_order(tmp_path: Path) -> None:
     config = parse_analysis_config(base_config(tmp_path, only_correct=False, methods=["zero-padding"]))
-    result = run_analysis(config, model_factory=frame_model_factory, dataset_factory=dataset_factory, progress=False)
+    result = run_analysis(
+        config, model_factory=frame_model_factory, dataset_factory=dataset_factory, progress=False
+    )
     assert "odd" in result.clip_ids and len(result.clip_ids) == 7
     assert set(result.importances) == {"zero_padding"}
     assert not (tmp_path / "out" / "spearman_gradcam.csv").exists()
+    capped = base_config(tmp_path / "capped", only_correct=False, methods=["zero_padding"], num_clips=2)
+    result = run_analysis(
+        parse_analysis_config(capped),
+        model_factory=frame_model_factory,
+        dataset_factory=dataset_factory,
+        progress=False,
+    )
+    assert result.clip_ids == ["clip0", "clip1"] and result.num_examined == 2  # no clip loaded beyond need
 
     picks = []
     for run in range(2):
         raw = base_config(tmp_path / f"r{run}", shuffle=True, seed=3, num_clips=4, methods=["mean_padding"])
         result = run_analysis(
-            parse_analysis_config(raw), model_factory=frame_model_factory, dataset_factory=dataset_factory, progress=False
+            parse_analysis_config(raw),
+            model_factory=frame_model_factory,
+            dataset_factory=dataset_factory,
+            progress=False,
         )
         assert len(result.clip_ids) == 4 and "odd" not in result.clip_ids
-        expected_order = [make_dataset()[i][2] for i in torch.randperm(7, generator=torch.Generator().manual_seed(3))]
+        expected_order = [
+            make_dataset()[i][2] for i in torch.randperm(7, generator=torch.Generator().manual_seed(3))
+        ]
         assert result.clip_ids == [c for c in expected_order if c != "odd"][:4]
         picks.append(result.clip_ids)
     assert picks[0] == picks[1]
@@ -146,7 +163,9 @@ def test_config_validation_messages(tmp_path: Path) -> None:
         parse_analysis_config(base_config(tmp_path, chunk_size=0))
     with pytest.raises(ValueError, match="clamp, cyclic"):
         parse_analysis_config(base_config(tmp_path, mean_padding_boundary="reflect"))
-    labelled = parse_analysis_config(base_config(tmp_path, models=["f1", {"name": "f1", "label": "f1 again"}]))
+    labelled = parse_analysis_config(
+        base_config(tmp_path, models=["f1", {"name": "f1", "label": "f1 again"}])
+    )
     assert [m.display_name for m in labelled.models] == ["f1", "f1 again"]
     assert set(CONFIG_KEYS) >= set(labelled.to_dict())
 
@@ -154,7 +173,13 @@ def test_config_validation_messages(tmp_path: Path) -> None:
 def test_embedded_config_parses() -> None:
     config = load_analysis_config(REPO_ROOT / "configs" / "analysis_embedded.yaml")
     assert [m.name for m in config.models] == ["nl-s", "nl-l", "slowfast-s", "slowfast-l", "tpn-s", "tpn-l"]
-    assert config.dataset == {"type": "synthetic", "split": "test", "num_clips": 240, "size": 32, "frames": 32}
+    assert config.dataset == {
+        "type": "synthetic",
+        "split": "test",
+        "num_clips": 240,
+        "size": 32,
+        "frames": 32,
+    }
     assert config.methods == ("gradcam", "zero_padding", "mean_padding")
     assert config.only_correct
 
@@ -187,28 +212,45 @@ def test_gradcam_needs_a_layer(tmp_path: Path, capsys) -> None:
 
     config_path = tmp_path / "analysis.yaml"
     config_path.write_text(yaml.safe_dump(base_config(tmp_path, models=["plain"], only_correct=False)))
-    assert run_analyze(str(config_path), model_factory=factory, dataset_factory=dataset_factory, progress=False) == 2
+    assert (
+        run_analyze(str(config_path), model_factory=factory, dataset_factory=dataset_factory, progress=False)
+        == 2
+    )
     assert "no `attention_layer`" in capsys.readouterr().err
     with_layer = base_config(tmp_path, models=[{"name": "plain", "layer": "conv"}], only_correct=False)
     result = run_analysis(
-        parse_analysis_config(with_layer), model_factory=factory, dataset_factory=dataset_factory, progress=False
+        parse_analysis_config(with_layer),
+        model_factory=factory,
+        dataset_factory=dataset_factory,
+        progress=False,
     )
     assert result.importances["gradcam"]["plain"].shape == (7, FRAMES)
     bad_layer = base_config(tmp_path, models=[{"name": "plain", "layer": "nonexistent"}])
     with pytest.raises(ValueError, match="no layer 'nonexistent'"):
-        run_analysis(parse_analysis_config(bad_layer), model_factory=factory, dataset_factory=dataset_factory, progress=False)
+        run_analysis(
+            parse_analysis_config(bad_layer),
+            model_factory=factory,
+            dataset_factory=dataset_factory,
+            progress=False,
+        )
 
 
 @pytest.mark.slow
-def test_embedded_zoo_analysis_smoke(tmp_path: Path) -> None:
-    """The real embedded models and synthetic data, on a handful of clips (skipped until both exist)."""
-    pytest.importorskip("vidadv.models.zoo")
+def test_embedded_config_on_zoo_architectures(tmp_path: Path) -> None:
+    """The embedded config's six zoo architectures (random weights, no trained zoo) on 1 synthetic clip."""
+    zoo = pytest.importorskip("vidadv.models.zoo")
     pytest.importorskip("vidadv.data.synthetic")
+
+    def untrained_zoo_model(spec: AnalysisModelSpec, device: torch.device) -> torch.nn.Module:
+        return zoo.wrap_zoo_network(spec.name, zoo.build_zoo_network(spec.name, seed=0))
+
     raw = yaml.safe_load((REPO_ROOT / "configs" / "analysis_embedded.yaml").read_text())
-    raw.update(output_dir=str(tmp_path / "embedded"), num_clips=2, batch_size=4, chunk_size=32)
-    raw["models"] = raw["models"][:2]
-    result = run_analysis(parse_analysis_config(raw), progress=False)
-    assert len(result.clip_ids) == 2
+    # One clip and two methods keep this short (mean-padding costs as much as zero-padding).
+    raw.update(output_dir=str(tmp_path / "embedded"), num_clips=1, only_correct=False)
+    raw.update(methods=["gradcam", "zero_padding"])
+    result = run_analysis(parse_analysis_config(raw), model_factory=untrained_zoo_model, progress=False)
+    assert len(result.clip_ids) == 1
     for method, correlation in result.correlations.items():
-        assert correlation.mean.shape == (2, 2), method
+        assert correlation.mean.shape == (6, 6), method
+        assert result.importances[method]["tpn-l"].shape == (1, 32)
         assert (tmp_path / "embedded" / f"spearman_{method}.png").is_file()

@@ -13,7 +13,10 @@ from vidadv.evaluation.config import ConfigError, config_from_dict, load_config
 from vidadv.evaluation.paper import PAPER_NUMBERS
 
 REPO = Path(__file__).resolve().parents[2]
-PAPER_CONFIGS = {"kinetics400": REPO / "configs/paper_kinetics400.yaml", "ucf101": REPO / "configs/paper_ucf101.yaml"}
+PAPER_CONFIGS = {
+    "kinetics400": REPO / "configs/paper_kinetics400.yaml",
+    "ucf101": REPO / "configs/paper_ucf101.yaml",
+}
 
 
 def _load(raw: dict[str, Any], **kwargs: Any):
@@ -26,7 +29,14 @@ def _load(raw: dict[str, Any], **kwargs: Any):
 def test_paper_configs_describe_the_paper_experiment(dataset: str) -> None:
     config = load_config(PAPER_CONFIGS[dataset], check_files=False)
     assert config.paper_dataset == dataset
-    assert [m.name for m in config.models] == ["nl50", "nl101", "slowfast50", "slowfast101", "tpn50", "tpn101"]
+    assert [m.name for m in config.models] == [
+        "nl50",
+        "nl101",
+        "slowfast50",
+        "slowfast101",
+        "tpn50",
+        "tpn101",
+    ]
     assert set(config.whitebox) == {"NL-101", "SlowFast-101", "TPN-101"}
     assert {m.num_classes for m in config.models} == {400 if dataset == "kinetics400" else 101}
     assert config.eps == pytest.approx(16 / 255) and config.steps == 10
@@ -41,7 +51,11 @@ def test_paper_configs_describe_the_paper_experiment(dataset: str) -> None:
         assert options["steps"] == (1 if one_step else 10), attack.name
         assert options["step_size"] == pytest.approx((16 if one_step else 1.6) / 255), attack.name
         if "tt" in attack.spec.split("+"):
-            assert (options["shift_length"], options["weights"], options["strategy"]) == (7, "gaussian", "adjacent")
+            assert (options["shift_length"], options["weights"], options["strategy"]) == (
+                7,
+                "gaussian",
+                "adjacent",
+            )
     # every published number is matched by exactly one attack of the config
     keys = [config.paper_key(a) for a in config.attacks if config.paper_key(a)]
     assert sorted(keys) == sorted(PAPER_NUMBERS[dataset])
@@ -140,7 +154,9 @@ def test_bad_values_are_clear_errors(tmp_path: Path, change: dict[str, Any], mes
 def test_bad_entries_name_their_position(tmp_path: Path) -> None:
     raw = config_dict(tmp_path / "run")
     raw["models"][1]["weights"] = "x"
-    with pytest.raises(ConfigError, match=r"unknown config key 'weights' \(in models\[1\]\); allowed keys: name, label"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'weights' \(in models\[1\]\); allowed keys: name, label"
+    ):
         _load(raw)
     raw = config_dict(tmp_path / "run")
     raw["attacks"].append({"name": "FGSM", "spec": "bim"})
@@ -175,15 +191,26 @@ def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
 def test_fractions_and_option_overrides(tmp_path: Path) -> None:
     config = _load(config_dict(tmp_path / "run"))
     assert config.eps == 4 / 255 and config.step_size == 2 / 255
-    assert config.attack_options(config.attack("BIM(3)")) == {"eps": 4 / 255, "steps": 3, "step_size": 2 / 255}
+    assert config.attack_options(config.attack("BIM(3)")) == {
+        "eps": 4 / 255,
+        "steps": 3,
+        "step_size": 2 / 255,
+    }
     assert config.attack_options(config.attack("FGSM"))["steps"] == 2
 
 
 def test_hash_tracks_what_changes_the_adversarial_clips(tmp_path: Path) -> None:
     base = _load(config_dict(tmp_path / "run")).config_hash()
-    same = [{"device": "auto"}, {"output_dir": str(tmp_path / "elsewhere")}, {"chunk_size": 4}, {"h264_crf": 30}]
+    same = [
+        {"device": "auto"},
+        {"output_dir": str(tmp_path / "elsewhere")},
+        {"chunk_size": 4},
+        {"h264_crf": 30},
+    ]
     for change in same:
-        assert _load(config_dict(tmp_path / "run", **change)).config_hash() == base, change
+        raw = config_dict(tmp_path / "run")
+        raw.update(change)
+        assert _load(raw).config_hash() == base, change
     different = [{"eps": "8/255"}, {"seed": 6}, {"batch_size": 3}, {"steps": 3}, {"save_dtype": "float16"}]
     for change in different:
         assert _load(config_dict(tmp_path / "run", **change)).config_hash() != base, change

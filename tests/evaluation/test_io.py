@@ -92,3 +92,16 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="directory"):
         atomic_write_bytes(tmp_path, b"x")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_crash_while_writing_leaves_no_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "clip.safetensors"
+
+    def crash(fd: int) -> None:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="power cut"):
+        atomic_save_tensors(target, {"adv": torch.ones(3, 8, 16, 16)})
+    monkeypatch.undo()
+    assert not target.exists() and _temporaries(tmp_path) == []

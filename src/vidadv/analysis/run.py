@@ -442,7 +442,8 @@ def run_analysis(
     bar = tqdm(total=target, unit="clip", desc="analyze", disable=not progress, file=sys.stderr)
     position = 0
     while position < len(order) and len(analyzed_ids) < target:
-        batch_indices = order[position : position + config.batch_size]
+        # Never load more clips than are still needed (the last batch may be smaller).
+        batch_indices = order[position : position + min(config.batch_size, target - len(analyzed_ids))]
         position += len(batch_indices)
         items = [_unpack_item(dataset[i], i) for i in batch_indices]
         for clip, _, clip_id in items:

@@ -98,7 +98,7 @@ class ModelGradient:
         """Per-row gradients (R, C, T, H, W), and the reference Grad-CAM maps used (for caching)."""
         rows = x.shape[0]
         chunk = self.chunk_size or rows
-        grads = torch.empty_like(x)
+        grads = torch.empty_like(x) if chunk < rows else x
         use_ata = self.ata_layer is not None
         new_ref_cams: list[torch.Tensor] = []
         for start in range(0, rows, chunk):
@@ -123,7 +123,10 @@ class ModelGradient:
                     attention_gap = (cam - reference).pow(2).flatten(1).sum(1)
                     objective = objective + self.ata_weight * attention_gap
                 (grad,) = torch.autograd.grad(objective.sum(), source)
-            grads[start:stop] = grad
+            if start == 0 and stop == rows:
+                grads = grad  # one pass: no copy
+            else:
+                grads[start:stop] = grad
         used = ref_cams if ref_cams is not None else (torch.cat(new_ref_cams) if new_ref_cams else None)
         return grads, used
 

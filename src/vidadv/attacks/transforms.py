@@ -111,10 +111,10 @@ class TemporalTranslation(InputTransform):
     def reduce(self, grad: torch.Tensor, saved: Any, ctx: StepContext) -> torch.Tensor:
         shifts: torch.Tensor = saved
         B = grad.shape[0] // self.copies
-        weights = self.weights.to(device=grad.device, dtype=grad.dtype)
+        weights = self.weights.tolist()
         out = torch.zeros_like(grad[:B])
         for k in range(self.copies):
-            out += weights[k] * roll_frames(grad[k * B : (k + 1) * B], -shifts[k])
+            out.add_(roll_frames(grad[k * B : (k + 1) * B], -shifts[k]), alpha=float(weights[k]))
         return out
 
 

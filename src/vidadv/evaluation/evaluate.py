@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from vidadv.evaluation.config import ExperimentConfig, config_from_dict, resolve_device
+from vidadv.evaluation.distributed import distributed_env
 from vidadv.evaluation.io import atomic_write_json, atomic_write_text, load_tensors, read_json
 from vidadv.evaluation.paper import PAPER_NUMBERS, paper_number
 from vidadv.evaluation.report import (
@@ -109,6 +110,8 @@ class LoadedRun:
 
 def load_run(run_dir: str | os.PathLike[str], check_model_names: bool = True) -> LoadedRun:
     """The config and clip selection of a run folder written by `vidadv attack`."""
+    if distributed_env()[1] > 1:
+        raise ValueError("evaluate/compare run in a single process; start them without torchrun")
     layout = RunLayout.of(run_dir)
     if not layout.root.is_dir():
         raise FileNotFoundError(f"run folder not found: {str(layout.root)!r}")
@@ -196,14 +199,15 @@ def collect_predictions(
     attack_names = list(attacks) if attacks is not None else [a.name for a in config.attacks]
     whitebox_names = list(whiteboxes) if whiteboxes is not None else list(config.whitebox)
 
-    present: list[tuple[str, str, SelectedClip, Path]] = []
+    present: dict[tuple[str, str], list[tuple[SelectedClip, Path]]] = {}
     missing: list[ItemKey] = []
     for whitebox in whitebox_names:
         for attack in attack_names:
+            files = present.setdefault((whitebox, attack), [])
             for clip in run.clips:
                 path = layout.adv_path(whitebox, attack, clip.clip_id)
                 if path.exists():
-                    present.append((whitebox, attack, clip, path))
+                    files.append((clip, path))
                 else:
                     missing.append((whitebox, attack, clip.clip_id))
 
@@ -215,9 +219,7 @@ def collect_predictions(
             for attack in attack_names:
                 entries = _read_cache(_cache_path(layout, variant, whitebox, attack))
                 todo = []
-                for wb, at, clip, path in present:
-                    if wb != whitebox or at != attack:
-                        continue
+                for clip, path in present[(whitebox, attack)]:
                     entry = entries.get(path.name)
                     if (
                         entry is None
@@ -231,9 +233,9 @@ def collect_predictions(
     bar = tqdm(total=total, desc="evaluate", unit="clip", disable=not progress or total == 0)
     results: dict[str, dict[ItemKey, dict[str, int]]] = {variant: {} for variant in variants}
     for variant, whitebox, attack, entries, todo in plan:
-        transform = (transforms or {}).get(variant) if transforms and variant in transforms else None
-        if transform is None and variant != FLOAT:
-            transform = default_transform(variant)
+        transform = (
+            transforms[variant] if transforms and variant in transforms else default_transform(variant)
+        )
         cache_file = _cache_path(layout, variant, whitebox, attack)
         bar.set_postfix_str(f"{variant} {whitebox} / {attack}", refresh=False)
         for batch in batched(todo, size):
@@ -259,12 +261,11 @@ def collect_predictions(
                     entries[batch[i][1].name]["preds"][key] = int(pred)
             atomic_write_json(cache_file, {"format": CACHE_FORMAT, "entries": entries}, indent=None)
             bar.update(len(batch))
-        for wb, at, clip, path in present:
-            if wb == whitebox and at == attack:
-                preds = entries[path.name]["preds"]
-                results[variant][(whitebox, attack, clip.clip_id)] = {
-                    label: int(preds[key]) for label, key in model_keys.items()
-                }
+        for clip, path in present[(whitebox, attack)]:
+            preds = entries[path.name]["preds"]
+            results[variant][(whitebox, attack, clip.clip_id)] = {
+                label: int(preds[key]) for label, key in model_keys.items()
+            }
     bar.close()
     return results, missing
 
@@ -410,9 +411,18 @@ def _gallery(
         return [], f"gallery skipped: cannot open the dataset ({type(err).__name__}: {err})"
     items = []
     whitebox = run.config.whitebox[0]
+    attacks = run.config.attacks
+    k = min(count, len(attacks))  # show k attacks spread over the list (first and last included)
+    shown = sorted({round(i * (len(attacks) - 1) / max(1, k - 1)) for i in range(k)})
     for clip_info in run.clips[:1]:
-        clean, _label, _clip_id = check_item(dataset[clip_info.index], clip_info.index)
-        for attack in run.config.attacks[:count]:
+        try:
+            clean, _label, _clip_id = check_item(dataset[clip_info.index], clip_info.index)
+        except (OSError, ValueError, RuntimeError) as err:
+            return (
+                [],
+                f"gallery skipped: cannot load clip {clip_info.clip_id!r} ({type(err).__name__}: {err})",
+            )
+        for attack in (attacks[i] for i in shown):
             path = run.layout.adv_path(whitebox, attack.name, clip_info.clip_id)
             if not path.exists():
                 continue

@@ -192,6 +192,27 @@ def _load_batch(dataset: Any, batch: list[SelectedClip]) -> torch.Tensor:
     return torch.stack(clips)
 
 
+def _build_attack(
+    config: ExperimentConfig,
+    attack: AttackSpec,
+    model: nn.Module,
+    attack_factory: AttackFactory | None,
+    seed: int,
+    whitebox: str | None = None,
+) -> Any:
+    """Build one attack; a rejected spec/option becomes a ConfigError naming the attack."""
+    options = config.attack_options(attack)
+    options["seed"] = seed
+    factory = attack_factory or default_attack_factory
+    try:
+        return factory(attack.spec, model, **options)
+    except (TypeError, ValueError) as err:
+        on_model = f" on white-box model {whitebox!r}" if whitebox else ""
+        raise ConfigError(
+            f"attack {attack.name!r} ({attack.spec!r}){on_model} rejected its options {options}: {err}"
+        ) from err
+
+
 def _attack_batch(
     config: ExperimentConfig,
     attack: AttackSpec,
@@ -202,16 +223,8 @@ def _attack_batch(
     seed: int,
 ) -> tuple[torch.Tensor, float, int | None]:
     """Adversarial clips (float32, CPU), the wall time of the attack and its gradient evaluations per step."""
-    options = config.attack_options(attack)
-    options["seed"] = seed
     torch.manual_seed(seed)
-    factory = attack_factory or default_attack_factory
-    try:
-        attacker = factory(attack.spec, model, **options)
-    except TypeError as err:
-        raise ConfigError(
-            f"attack {attack.name!r} ({attack.spec!r}) rejected its options {options}: {err}"
-        ) from err
+    attacker = _build_attack(config, attack, model, attack_factory, seed)
     start = time.perf_counter()
     adversarial = attacker(clean, labels)
     if clean.is_cuda:
@@ -264,6 +277,8 @@ def _run_jobs(
             model = None  # free the previous white-box model before loading the next
             model = prepare_model(model_factory, config.model(whitebox), device, dtype)
             model_label = whitebox
+            for attack in config.attacks:  # fail now, not hours later, if an attack cannot be built
+                _build_attack(config, attack, model, attack_factory, config.seed, whitebox)
         assert model is not None
         batch = batches[number]
         clean_cpu = _load_batch(dataset, batch)
@@ -470,7 +485,9 @@ def _attack_all_ranks(
                 f"no clip selection in {layout.root}: run `vidadv select {config.source or 'CONFIG'}` first "
                 "(or set selection: auto)"
             )
-        compute_selection(config, ctx, model_factory=model_factory, dataset_factory=dataset_factory)
+        compute_selection(
+            config, ctx, model_factory=model_factory, dataset_factory=dataset_factory, progress=progress
+        )
         barrier(ctx)
     selection = load_selection(layout)
     if selection.get("selection_hash") != config.selection_hash():

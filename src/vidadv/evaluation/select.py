@@ -58,17 +58,22 @@ def classify_load_error(error: BaseException) -> str:
     return DECODE_ERROR
 
 
-def _clip_id_hint(dataset: Any, index: int) -> str | None:
-    """The clip id of an item that failed to load, when the dataset can tell it without loading."""
-    ids = getattr(dataset, "clip_ids", None)
+def _describe_unloaded(dataset: Any, index: int) -> tuple[str | None, int | None]:
+    """(clip id, label) of an item that failed to load, when the dataset can tell without decoding.
+
+    Understands vidadv's datasets (`refs[i].clip_id` / `.label`, or a `clip_id(i)` method).
+    """
     try:
-        if callable(ids):
-            return str(ids()[index])
-        if ids is not None:
-            return str(ids[index])
-    except Exception:
-        return None
-    return None
+        refs = getattr(dataset, "refs", None)
+        if refs is not None:
+            ref = refs[index]
+            return str(ref.clip_id), int(ref.label)
+        clip_id = getattr(dataset, "clip_id", None)
+        if callable(clip_id):
+            return str(clip_id(index)), None
+    except Exception:  # only a hint for the report
+        return None, None
+    return None, None
 
 
 def _evaluate_shard(
@@ -112,11 +117,12 @@ def _evaluate_shard(
         except (TypeError, ValueError, OSError, RuntimeError, KeyError, IndexError) as err:
             if isinstance(err, TypeError) and str(err).startswith("dataset item"):
                 raise  # a dataset that returns malformed items is a bug, not a bad clip
+            clip_id_hint, label_hint = _describe_unloaded(dataset, index)
             results.append(
                 {
                     "index": index,
-                    "clip_id": _clip_id_hint(dataset, index),
-                    "label": None,
+                    "clip_id": clip_id_hint,
+                    "label": label_hint,
                     "reason": classify_load_error(err),
                     "detail": f"{type(err).__name__}: {err}",
                 }

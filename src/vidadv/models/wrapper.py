@@ -90,7 +90,7 @@ class VideoClassifier(nn.Module):
         alpha: shortcut for SlowFast-style networks that take [slow, fast]: slow keeps T // alpha evenly
             spaced frames (`subsample_frames`), fast is the whole clip. Exclusive with `pathways`.
         attention_layer: dotted submodule name, relative to this classifier, used by Grad-CAM / ATA;
-            default "network." + `network.attention_layer` when the network defines one.
+            default "network." + `network.attention_layer` (or `default_attention_layer`) when defined.
         min_frames: fewest frames accepted; default `network.min_frames`, else `alpha`, else 1.
         num_classes: number of logits; default `network.num_classes` or the last `nn.Linear`'s width.
         in_channels: channel count of the clips; default the length of `mean`.
@@ -155,7 +155,9 @@ class VideoClassifier(nn.Module):
         self.num_classes = _infer_num_classes(network) if num_classes is None else num_classes
 
         if attention_layer is None:
-            network_layer = getattr(network, "attention_layer", None)
+            network_layer = getattr(network, "attention_layer", None) or getattr(
+                network, "default_attention_layer", None
+            )
             if isinstance(network_layer, str):
                 attention_layer = f"network.{network_layer}"
         if attention_layer is not None:

@@ -1,0 +1,203 @@
+"""Cost of Temporal Translation: TT(steps) wall time and peak memory versus the bare passes it needs.
+
+TT(10) with shift length L costs (2L+1) * 10 clip forward+backward passes per clip. This script times
+the attack and, separately, exactly those bare passes (same model, same batch of copies, same
+chunking, gradient with respect to the input only), and prints the ratio (target <= 1.10) for each
+`chunk_size`.
+
+Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` during the measured call. On CPU, every
+configuration runs in a fresh subprocess and reports the growth of its peak resident set size
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) from just before the measured call to just after;
+that includes allocator caching, so it is an upper bound on the tensors alive at the peak.
+
+Time: best of --repeats, TT and bare runs interleaved in one process; both wall-clock and process CPU
+time are printed (on a shared, loaded CPU the CPU-time ratio is the steadier one). One torch thread by
+default, for the same reason.
+
+    python benchmarks/tt_cost.py --model tiny --clip 3 16 48 48 --batch 1 --shift-length 7 --chunks 0 5 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+from torch import nn
+
+
+class SmallConv3D(nn.Module):
+    """A small built-in 3-D conv net (about 0.1 M parameters)."""
+
+    attention_layer = "features.6"
+
+    def __init__(self, classes: int = 10, width: int = 16) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv3d(3, width, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3)),
+            nn.BatchNorm3d(width),
+            nn.ReLU(),
+            nn.Conv3d(width, 2 * width, 3, stride=(1, 2, 2), padding=1),
+            nn.BatchNorm3d(2 * width),
+            nn.ReLU(),
+            nn.Conv3d(2 * width, 4 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(4 * width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3, 4)))
+
+
+def _model(name: str, device: str) -> nn.Module:
+    if name == "tiny":
+        return SmallConv3D().to(device).eval()
+    try:
+        from vidadv.models import load_model
+    except ImportError as error:  # pragma: no cover - models package not installed
+        raise SystemExit(f"vidadv.models is unavailable ({error}); use --model tiny") from error
+    return load_model(name, device=device).eval()
+
+
+def _peak_start(device: str) -> int:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _peak_mib(device: str, start: int) -> float:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - start) / 2**20
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - start) / 2**20
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _bare_passes(model: nn.Module, copies: torch.Tensor, labels: torch.Tensor, chunk: int | None, steps: int):
+    rows = copies.shape[0]
+    size = chunk or rows
+    for _ in range(steps):
+        for start in range(0, rows, size):
+            part = copies[start : start + size].detach().requires_grad_(True)
+            loss = nn.functional.cross_entropy(model(part), labels[start : start + size], reduction="sum")
+            torch.autograd.grad(loss, part)
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """One measurement in a fresh process: ``time`` (TT and the bare passes interleaved, best of
+    --repeats) or ``mem-tt`` / ``mem-bare`` (peak memory of one run)."""
+    from vidadv.attacks import build_attack
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device
+    torch.manual_seed(0)
+    model = _model(args.model, device)
+    C, T, H, W = args.clip
+    x = torch.rand(args.batch, C, T, H, W, generator=torch.Generator().manual_seed(0)).to(device)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    chunk = args.chunk or None
+    L = args.shift_length
+    attack = build_attack("tt", model, eps=16 / 255, steps=args.steps, shift_length=L, chunk_size=chunk)
+    copies = torch.cat([torch.roll(x, s, dims=2) for s in range(-L, L + 1)])
+    labels = y.repeat(2 * L + 1)
+
+    def run_tt() -> None:
+        attack(x, y)
+
+    def run_bare() -> None:
+        _bare_passes(model, copies, labels, chunk, args.steps)
+
+    if args.measure != "time":
+        run = run_tt if args.measure == "mem-tt" else run_bare
+        start = _peak_start(device)
+        run()
+        return {"peak_mib": _peak_mib(device, start)}
+    # warm-up (allocator, kernels) outside the measurement
+    build_attack("tt", model, steps=1, shift_length=L, chunk_size=chunk)(x, y)
+    _bare_passes(model, copies, labels, chunk, 1)
+    wall: dict[str, list[float]] = {"tt": [], "bare": []}
+    cpu: dict[str, list[float]] = {"tt": [], "bare": []}
+    for _ in range(args.repeats):
+        for name, run in (("tt", run_tt), ("bare", run_bare)):
+            _sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            run()
+            _sync(device)
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {
+        f"{kind}_{clock}": min(values[kind])
+        for clock, values in (("s", wall), ("cpu", cpu))
+        for kind in values
+    }
+
+
+def _child(passthrough: list[str], chunk: int, measure: str) -> dict:
+    command = [sys.executable, __file__, *passthrough, "--chunk", str(chunk), "--measure", measure]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"worker failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model", default="tiny", help="'tiny' (built-in 3-D conv net) or a vidadv.models name"
+    )
+    parser.add_argument("--clip", type=int, nargs=4, default=(3, 16, 48, 48), metavar=("C", "T", "H", "W"))
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--shift-length", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--chunks", type=int, nargs="+", default=[0, 5, 1], help="chunk sizes; 0 = none")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--chunk", type=int, default=None, help=argparse.SUPPRESS)  # worker mode
+    parser.add_argument(
+        "--measure", default="time", choices=["time", "mem-tt", "mem-bare"], help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.chunk is not None:
+        print(json.dumps(worker(args)))
+        return 0
+    copies = (2 * args.shift_length + 1) * args.batch
+    print(
+        f"TT({args.steps}) L={args.shift_length} model={args.model} clip={tuple(args.clip)} "
+        f"batch={args.batch} device={args.device}: {copies} copies/step, "
+        f"{copies * args.steps} clip fwd+bwd passes in total"
+    )
+    print(
+        f"{'chunk_size':>10} {'TT s':>8} {'bare s':>8} {'ratio':>6} {'TT cpu':>8} {'bare cpu':>8} "
+        f"{'ratio':>6} {'TT peak MiB':>11} {'bare peak MiB':>13}"
+    )
+    passthrough = list(argv if argv is not None else sys.argv[1:])
+    for chunk in args.chunks:
+        timing = _child(passthrough, chunk, "time")
+        tt_peak = _child(passthrough, chunk, "mem-tt")["peak_mib"]
+        bare_peak = _child(passthrough, chunk, "mem-bare")["peak_mib"]
+        label = "none" if chunk == 0 else str(chunk)
+        ratio = timing["tt_s"] / timing["bare_s"]
+        cpu_ratio = timing["tt_cpu"] / timing["bare_cpu"]
+        print(
+            f"{label:>10} {timing['tt_s']:8.3f} {timing['bare_s']:8.3f} {ratio:6.3f} {timing['tt_cpu']:8.3f} "
+            f"{timing['bare_cpu']:8.3f} {cpu_ratio:6.3f} {tt_peak:11.1f} {bare_peak:13.1f}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

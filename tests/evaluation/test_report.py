@@ -1,0 +1,153 @@
+"""ASR tables, plots, GIFs and the HTML report, checked against hand-computed values and file contents."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageSequence
+
+from vidadv.evaluation.report import (
+    AsrMatrix,
+    AsrRow,
+    GalleryItem,
+    HtmlTable,
+    Section,
+    amplified_perturbation,
+    clip_to_gif,
+    gallery_item,
+    plot_asr_bars,
+    plot_figure3,
+    write_asr_tables,
+    write_html_report,
+)
+
+MODELS = ["A", "B", "C", "D"]
+
+
+def _random_outcomes(seed: int) -> list[dict[str, object]]:
+    rng = random.Random(seed)
+    outcomes = []
+    for whitebox, attack, clip in itertools.product(["A", "B"], ["X", "Y"], range(7)):
+        for model in MODELS:
+            outcomes.append(
+                {
+                    "whitebox": whitebox,
+                    "attack": attack,
+                    "clip_id": f"c{clip}",
+                    "model": model,
+                    "fooled": rng.random() < 0.4,
+                }
+            )
+    return outcomes
+
+
+def test_matrix_from_outcomes_matches_hand_counts() -> None:
+    outcomes = _random_outcomes(0)
+    matrix = AsrMatrix.from_outcomes(outcomes, models=MODELS)
+    assert len(matrix.rows) == 4 and matrix.whiteboxes == ["A", "B"] and matrix.attacks == ["X", "Y"]
+    for row in matrix.rows:
+        assert row.n_clips == 7
+        for model in MODELS:
+            hits = [
+                o["fooled"]
+                for o in outcomes
+                if (o["whitebox"], o["attack"], o["model"]) == (row.whitebox, row.attack, model)
+            ]
+            assert row.asr[model] == pytest.approx(sum(hits) / len(hits))
+        others = [m for m in MODELS if m != row.whitebox]
+        assert row.blackbox_average == pytest.approx(sum(row.asr[m] for m in others) / len(others))
+
+
+def test_asr_tables_hold_the_matrix_in_percent(tmp_path: Path) -> None:
+    matrix = AsrMatrix.from_outcomes(_random_outcomes(1), models=MODELS)
+    csv_path, md_path = write_asr_tables(matrix, tmp_path, paper_numbers={"Y": 12.5})
+    rows = list(csv.DictReader(csv_path.open()))
+    assert len(rows) == 4
+    for line in rows:
+        row = matrix.row(line["white-box"], line["attack"])
+        assert int(line["n clips"]) == row.n_clips
+        for model in MODELS:
+            assert float(line[model]) == pytest.approx(100 * row.asr[model], abs=0.005)
+        assert float(line["black-box avg"]) == pytest.approx(100 * row.blackbox_average, abs=0.005)
+        assert line["paper black-box avg"] == ("12.50" if line["attack"] == "Y" else "")
+    markdown = md_path.read_text()
+    assert "| A | X | 7 |" in markdown and "* = the white-box" in markdown
+    first = matrix.row("A", "X")
+    assert f"| {100 * first.asr['A']:.2f}* |" in markdown
+
+
+def test_matrix_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="fractions"):
+        AsrMatrix(("A",), (AsrRow("A", "X", 3, {"A": 55.0}),))
+    with pytest.raises(ValueError, match="unknown models"):
+        AsrMatrix(("A",), (AsrRow("A", "X", 3, {"B": 0.5}),))
+    with pytest.raises(ValueError, match="missing"):
+        AsrMatrix.from_outcomes([{"whitebox": "A", "attack": "X", "model": "A", "fooled": 1}])
+
+
+def test_plots_are_png_files(tmp_path: Path) -> None:
+    asr = {"FGSM": {"B": 0.2, "C": 0.35}, "TT(10)": {"B": 0.6, "C": 0.7}}
+    errors = {"FGSM": {"B": (0.1, 0.3)}}
+    path = plot_asr_bars(asr, tmp_path / "bars.png", title="t", errors=errors)
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 300
+    matrix = AsrMatrix.from_outcomes(_random_outcomes(2), models=MODELS)
+    paths = plot_figure3(matrix, tmp_path)
+    assert [p.name for p in paths] == ["figure3_A.png", "figure3_B.png"]
+    with pytest.raises(ValueError, match="at least one attack"):
+        plot_asr_bars({}, tmp_path / "none.png")
+
+
+def test_gif_holds_every_frame_at_the_requested_scale(tmp_path: Path) -> None:
+    levels = torch.tensor([0, 51, 102, 153, 204, 255], dtype=torch.float32) / 255
+    positions = torch.arange(4 * 6).reshape(1, 1, 4, 6) + torch.arange(5).reshape(1, 5, 1, 1)
+    clip = levels[positions % 6]  # gray (C=1), values on the 1/255 grid, every frame different
+    path = clip_to_gif(clip, tmp_path / "clip.gif", fps=10, scale=2)
+    with Image.open(path) as image:
+        frames = [frame.convert("L") for frame in ImageSequence.Iterator(image)]
+    assert len(frames) == 5 and frames[0].size == (12, 8)
+    for index, frame in enumerate(frames):
+        got = torch.from_numpy(np.asarray(frame, dtype=np.float32))[::2, ::2]
+        assert torch.equal(got, (clip[0, index] * 255).round())
+    with pytest.raises(ValueError, match="C = 1 or 3"):
+        clip_to_gif(torch.zeros(2, 3, 4, 4), tmp_path / "bad.gif")
+
+
+def test_amplified_perturbation_maps_the_largest_change_to_0_and_1() -> None:
+    clean = torch.full((3, 2, 4, 4), 0.5)
+    adversarial = clean.clone()
+    adversarial[0, 0, 0, 0] += 0.01
+    adversarial[1, 1, 1, 1] -= 0.02
+    shown = amplified_perturbation(clean, adversarial)
+    assert shown[1, 1, 1, 1] == pytest.approx(0.0) and shown[0, 0, 0, 0] == pytest.approx(0.75)
+    assert shown[2].eq(0.5).all()
+    assert amplified_perturbation(clean, clean).eq(0.5).all()
+
+
+def test_html_report_is_self_contained_and_escaped(tmp_path: Path) -> None:
+    png = plot_asr_bars({"X": {"B": 0.5}}, tmp_path / "plot.png")
+    clean = torch.rand(3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    item = gallery_item(clean, (clean + 0.03).clamp(0, 1), tmp_path / "gifs", "clip/1", "clip 1", scale=2)
+    sections = [
+        Section(
+            "Tables <1>", text="note <script>alert(1)</script>", tables=[HtmlTable(["a", "b"], [[1, "x&y"]])]
+        ),
+        {"title": "Plots", "images": [str(png)]},
+        Section("Gallery", gallery=[item, GalleryItem("second", {"clean": item.images["clean"]})]),
+    ]
+    path = write_html_report(tmp_path, "Report & results", sections)
+    text = path.read_text()
+    assert text.count("data:image/png;base64,") == 1
+    assert text.count("data:image/gif;base64,") == 4
+    assert "<script>" not in text and "&lt;script&gt;" in text and "x&amp;y" in text
+    assert 'src="http' not in text and 'src="/' not in text
+    with pytest.raises(ValueError, match="unknown section keys"):
+        write_html_report(tmp_path, "t", [{"title": "x", "plots": []}])
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        write_html_report(tmp_path, "t", [Section("x", images=[str(tmp_path / "missing.png")])])
