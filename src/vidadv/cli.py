@@ -63,7 +63,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="vidadv", description="Transfer-based adversarial attacks on video models (Temporal Translation)."
+        prog="vidadv",
+        description="Transfer-based adversarial attacks on video models (Temporal Translation).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -467,3 +467,25 @@ def test_paper_numbers_are_shown_beside_matching_attacks(tmp_path: Path, capsys)
     matrix = list(csv.DictReader((tmp_path / "out/eval/asr_matrix.csv").open()))
     assert {row["paper black-box avg"] for row in matrix} == {"45.96", "44.80"}
     assert "45.96" in output and "44.80" in output
+
+
+def test_clips_per_class_keeps_the_first_correct_clips_of_each_label(tmp_path: Path) -> None:
+    unlimited = load_fake_config(write_config(tmp_path / "u.yaml", tmp_path / "u"))
+    assert (
+        run_select(unlimited, progress=False, model_factory=model_factory, dataset_factory=dataset_factory)
+        == 0
+    )
+    everything = json.loads((tmp_path / "u" / "selection.json").read_text())["selected"]
+    capped = load_fake_config(write_config(tmp_path / "c.yaml", tmp_path / "c", clips_per_class=1))
+    assert capped.selection_hash() != unlimited.selection_hash()
+    assert (
+        run_select(capped, progress=False, model_factory=model_factory, dataset_factory=dataset_factory) == 0
+    )
+    selection = json.loads((tmp_path / "c" / "selection.json").read_text())
+    expected: dict[int, dict[str, Any]] = {}
+    for entry in everything:  # independent recomputation: first selected clip of each label
+        expected.setdefault(entry["label"], entry)
+    assert selection["selected"] == sorted(expected.values(), key=lambda e: e["index"])
+    assert selection["dropped_counts"].get("over the clips_per_class quota") == len(everything) - len(
+        expected
+    )

@@ -20,6 +20,7 @@ Keys (top level):
   selection         "required" (default: run `vidadv select` first) | "auto" (select if missing)
   select_models     labels that must classify a clip correctly (default: all models)
   max_clips         only the first N clips of the dataset (quick runs)
+  clips_per_class   keep at most N selected clips per label, in dataset order (default: all)
   deterministic     request deterministic kernels (default true)
   bootstrap_samples resamples for the 95 % intervals (default 10000)
   h264_crf          CRF of the `--h264` evaluation variant (default 23)
@@ -82,6 +83,7 @@ TOP_LEVEL_KEYS = (
     "selection",
     "select_models",
     "max_clips",
+    "clips_per_class",
     "deterministic",
     "bootstrap_samples",
     "h264_crf",
@@ -160,6 +162,7 @@ class ExperimentConfig:
     selection: str = "required"
     select_models: tuple[str, ...] | None = None
     max_clips: int | None = None
+    clips_per_class: int | None = None
     deterministic: bool = True
     bootstrap_samples: int = 10000
     h264_crf: int = 23
@@ -232,6 +235,7 @@ class ExperimentConfig:
             "selection": self.selection,
             "select_models": None if self.select_models is None else list(self.select_models),
             "max_clips": self.max_clips,
+            "clips_per_class": self.clips_per_class,
             "deterministic": self.deterministic,
             "bootstrap_samples": self.bootstrap_samples,
             "h264_crf": self.h264_crf,
@@ -254,6 +258,7 @@ class ExperimentConfig:
             "seed",
             "select_models",
             "max_clips",
+            "clips_per_class",
         )
         return {key: full[key] for key in keys}
 
@@ -268,6 +273,7 @@ class ExperimentConfig:
             "models": [self.model(label).to_dict() for label in self.selection_models],
             "dtype": self.dtype,
             "max_clips": self.max_clips,
+            "clips_per_class": self.clips_per_class,
         }
 
     def selection_hash(self) -> str:
@@ -649,6 +655,7 @@ def config_from_dict(
         selection=_choice(raw.get("selection", "required"), "selection", SELECTION_MODES),
         select_models=select_models,
         max_clips=_positive_int(raw.get("max_clips"), "max_clips", allow_none=True),
+        clips_per_class=_positive_int(raw.get("clips_per_class"), "clips_per_class", allow_none=True),
         deterministic=deterministic,
         bootstrap_samples=_positive_int(raw.get("bootstrap_samples", 10000), "bootstrap_samples"),  # type: ignore[arg-type]
         h264_crf=h264_crf,

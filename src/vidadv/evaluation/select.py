@@ -46,6 +46,7 @@ from vidadv.evaluation.runtime import (
 MISSING_FILE = "missing file"
 DECODE_ERROR = "decode error"
 MISCLASSIFIED = "misclassified"
+OVER_QUOTA = "over the clips_per_class quota"
 
 
 def classify_load_error(error: BaseException) -> str:
@@ -204,6 +205,15 @@ def compute_selection(
     repeated = sorted(clip_id for clip_id, n in ids.items() if n > 1)
     if repeated:
         raise ValueError(f"clip ids must be unique, but the dataset repeats: {', '.join(repeated[:5])}")
+    if config.clips_per_class is not None:
+        kept_per_label: Counter[int] = Counter()
+        for e in entries:
+            if "reason" in e:
+                continue
+            kept_per_label[e["label"]] += 1
+            if kept_per_label[e["label"]] > config.clips_per_class:
+                e["reason"] = OVER_QUOTA
+                e["detail"] = f"label {e['label']} already has {config.clips_per_class} clips"
     selected = [
         {"index": e["index"], "clip_id": e["clip_id"], "label": e["label"]}
         for e in entries
