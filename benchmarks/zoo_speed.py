@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         for batch in args.batches:
             forward, forward_backward = measure(name, batch, args.repeats)
-            print(f"{name:<11} {batch:>5} {1000 * forward:>12.1f} {1000 * forward_backward:>16.1f}", flush=True)
+            print(
+                f"{name:<11} {batch:>5} {1000 * forward:>12.1f} {1000 * forward_backward:>16.1f}", flush=True
+            )
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -38,21 +39,34 @@ def _cmd_select(args: argparse.Namespace) -> int:
 def _cmd_attack(args: argparse.Namespace) -> int:
     from vidadv.evaluation import run_attack
 
-    return run_attack(args.config, force=args.force)
+    return run_attack(args.config, force=args.force, resume=not args.no_resume)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from vidadv.evaluation import run_evaluate
 
     return run_evaluate(
-        args.run, quantize=args.quantize, h264=args.h264, batch_size=args.batch_size, device=args.device
+        args.run,
+        quantize=args.quantize,
+        h264=args.h264,
+        batch_size=args.batch_size,
+        device=args.device,
+        gallery=args.gallery,
     )
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from vidadv.evaluation import run_compare
 
-    return run_compare(args.run, args.attack_a, args.attack_b)
+    return run_compare(
+        args.run,
+        args.attack_a,
+        args.attack_b,
+        variant=args.variant,
+        whitebox=args.whitebox,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
@@ -96,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("config", help="YAML config file")
         p.add_argument("--force", action="store_true", help="overwrite results made with another config")
+        if name == "attack":
+            p.add_argument("--no-resume", action="store_true", help="recompute clips that are already done")
         p.set_defaults(func=func)
 
     p = sub.add_parser("evaluate", help="ASR of every model on every adversarial clip of a run")
@@ -104,12 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--h264", action="store_true", help="also evaluate after an H.264 encode/decode")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default=None)
+    p.add_argument("--gallery", type=int, default=3, help="attacks shown as clean/adversarial GIFs")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("compare", help="paired difference in ASR between two attacks of a run")
     p.add_argument("run")
     p.add_argument("attack_a")
     p.add_argument("attack_b")
+    p.add_argument("--variant", default="float", help="float | uint8 | h264 (evaluation variant)")
+    p.add_argument("--whitebox", default=None, help="only this white-box model")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default=None)
     p.set_defaults(func=_cmd_compare)
     return parser
 
@@ -119,7 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, FileNotFoundError) as exc:
+        if os.environ.get("VIDADV_DEBUG"):
+            raise
         print(f"vidadv {args.command}: error: {exc}", file=sys.stderr)
+        print("(set VIDADV_DEBUG=1 for the full traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)

@@ -13,6 +13,7 @@ from tests.attacks.tiny_models import (
     LinearResidual,
     LinearVideo,
     Recorder,
+    SineVideo,
     TinyConv,
     autograd_ce,
     clips,
@@ -89,19 +90,26 @@ def test_bim_iterates_projected_sign_steps(linear: LinearVideo, data) -> None:
     assert torch.allclose(build_attack("bim", linear, eps=EPS, steps=5)(x, y), expected, atol=1e-15)
 
 
-@pytest.mark.parametrize("norm_mode", ["clip", "frame"])
-def test_mi_accumulates_normalized_gradients(linear: LinearVideo, data, norm_mode: str) -> None:
-    x, y = data
-    steps, decay = 4, 0.8
+def _mi(model, x, y, steps: int, decay: float, dims) -> torch.Tensor:
     alpha = EPS / steps
-    dims = (1, 2, 3, 4) if norm_mode == "clip" else (1, 3, 4)
     x_adv, g = x.clone(), torch.zeros_like(x)
     for _ in range(steps):
-        grad = linear.ce_grad(x_adv, y)
+        grad = autograd_ce(model, x_adv, y)
         g = decay * g + grad / grad.abs().sum(dim=dims, keepdim=True)  # L1 (mean |.| differs by a constant)
         x_adv = _project(x_adv + alpha * g.sign(), x, EPS)
-    attack = build_attack("mi", linear, eps=EPS, steps=steps, decay=decay, momentum_norm=norm_mode)
-    assert torch.allclose(attack(x, y), x_adv, atol=1e-15)
+    return x_adv
+
+
+def test_mi_accumulates_normalized_gradients_per_clip_or_per_frame() -> None:
+    model = SineVideo(SHAPE)
+    x, y = clips(2, *SHAPE), torch.tensor([1, 1])
+    steps, decay = 5, 0.8
+    outputs = {}
+    for mode, dims in (("clip", (1, 2, 3, 4)), ("frame", (1, 3, 4))):
+        attack = build_attack("mi", model, eps=EPS, steps=steps, decay=decay, momentum_norm=mode)
+        outputs[mode] = attack(x, y)
+        assert torch.allclose(outputs[mode], _mi(model, x, y, steps, decay, dims), atol=1e-15)
+    assert not torch.equal(outputs["clip"], outputs["frame"])
 
 
 def test_ni_takes_gradient_at_look_ahead_point(linear: LinearVideo, data) -> None:
@@ -226,8 +234,8 @@ def test_vr_averages_gradients_at_gaussian_neighbours() -> None:
 
 
 def test_vt_adds_previous_step_variance() -> None:
-    model = Recorder(TinyConv())
-    x, y = clips(1), torch.tensor([0])
+    model = Recorder(SineVideo(SHAPE))
+    x, y = clips(1, *SHAPE), torch.tensor([1])
     eps, beta, n, steps = EPS, 1.5, 3, 2
     alpha = eps / steps
     out = build_attack("vt", model, eps=eps, steps=steps, vt_samples=n, vt_beta=beta)(x, y)
@@ -241,7 +249,10 @@ def test_vt_adds_previous_step_variance() -> None:
     assert torch.equal(second[:1], x1)
     variance = g1[1:].mean(0, keepdim=True) - g1[:1]
     g2 = autograd_ce(net, x1, y) + variance
-    assert torch.allclose(out, _project(x1 + alpha * g2.sign(), x, eps), atol=1e-15)
+    expected = _project(x1 + alpha * g2.sign(), x, eps)
+    assert torch.allclose(out, expected, atol=1e-15)
+    without_variance = _project(x1 + alpha * autograd_ce(net, x1, y).sign(), x, eps)
+    assert not torch.equal(expected, without_variance)  # the check above can tell the two apart
 
 
 def test_vt_with_zero_beta_is_bim() -> None:

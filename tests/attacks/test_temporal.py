@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.attacks.tiny_models import Recorder, TinyConv, autograd_ce, clips
+from tests.attacks.tiny_models import Recorder, SineVideo, TinyConv, autograd_ce, clips
 from vidadv.attacks import build_attack, roll_frames, shift_offsets, temporal_weights
 
 # ---------------------------------------------------------------------------------------------
@@ -216,9 +216,9 @@ def test_tt_sends_all_copies_of_all_clips_in_one_batch_and_chunks() -> None:
 
 
 def test_tt_mi_frame_normalization_matches_official_update() -> None:
-    model = TinyConv()
-    x, y = clips(1, t=8), torch.tensor([2])
-    eps, steps = 8 / 255, 3
+    model = SineVideo((3, 8, 4, 4))
+    x, y = clips(1, 3, 8, 4, 4), torch.tensor([1])
+    eps, steps = 8 / 255, 4
     alpha = eps / steps
     attack = build_attack("tt+mi", model, eps=eps, steps=steps, shift_length=2, momentum_norm="frame")
     tt = build_attack("tt", model, eps=eps, shift_length=2)
@@ -227,4 +227,7 @@ def test_tt_mi_frame_normalization_matches_official_update() -> None:
         g = tt.estimate_gradient(x_adv, y)
         m = m + g / g.abs().mean(dim=(1, 3, 4), keepdim=True)
         x_adv = torch.min(torch.max(x_adv + alpha * m.sign(), x - eps), x + eps).clamp(0, 1)
-    assert torch.allclose(attack(x, y), x_adv, atol=1e-12)
+    result = attack(x, y)
+    assert torch.allclose(result, x_adv, atol=1e-12)
+    clip_level = build_attack("tt+mi", model, eps=eps, steps=steps, shift_length=2)(x, y)
+    assert not torch.equal(result, clip_level)

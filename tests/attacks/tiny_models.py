@@ -130,3 +130,21 @@ def autograd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
     x = x.detach().requires_grad_(True)
     loss = nn.functional.cross_entropy(model(x), y, reduction="sum")
     return torch.autograd.grad(loss, x)[0]
+
+
+class SineVideo(nn.Module):
+    """logits = [sum_{t,p} c_t sin(w_t x_tp + phi_p), 0]: a gradient that changes sign within a
+    step and whose size differs by orders of magnitude between frames (to tell normalizations and
+    variance terms apart)."""
+
+    def __init__(self, shape: tuple[int, int, int, int], seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        C, T, H, W = shape
+        self.frequency = nn.Parameter(50 + 250 * torch.rand(1, 1, T, 1, 1, generator=g, dtype=torch.float64))
+        self.scale = nn.Parameter(10 ** (4 * torch.rand(1, 1, T, 1, 1, generator=g, dtype=torch.float64) - 2))
+        self.phase = nn.Parameter(6.3 * torch.rand(1, C, T, H, W, generator=g, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value = (self.scale * torch.sin(self.frequency * x + self.phase)).flatten(1).sum(1)
+        return torch.stack([value, torch.zeros_like(value)], dim=1)

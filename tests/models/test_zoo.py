@@ -24,7 +24,14 @@ needs_shipped = pytest.mark.skipif(not HAS_SHIPPED, reason="no shipped zoo weigh
 
 # Residual blocks each network must have, from its architecture: one bottleneck per stage block (two
 # pathways in SlowFast) plus the non-local blocks of I3D-NL.
-EXPECTED_RESIDUAL_BLOCKS = {"nl-s": 4 + 1, "nl-l": 8 + 2, "slowfast-s": 2 * 4, "slowfast-l": 2 * 8, "tpn-s": 4, "tpn-l": 8}
+EXPECTED_RESIDUAL_BLOCKS = {
+    "nl-s": 4 + 1,
+    "nl-l": 8 + 2,
+    "slowfast-s": 2 * 4,
+    "slowfast-l": 2 * 8,
+    "tpn-s": 4,
+    "tpn-l": 8,
+}
 
 
 def test_zoo_names_and_specs_agree() -> None:
@@ -121,7 +128,9 @@ def test_augment_identity_and_exact_flip() -> None:
     same, same_labels = zoo.augment_clips(clips, labels, generator, _plain(), mapping)
     torch.testing.assert_close(same, clips, atol=1e-6, rtol=0)
     assert torch.equal(same_labels, labels)
-    flipped, flipped_labels = zoo.augment_clips(clips, labels, generator, _plain(flip_probability=1.0), mapping)
+    flipped, flipped_labels = zoo.augment_clips(
+        clips, labels, generator, _plain(flip_probability=1.0), mapping
+    )
     torch.testing.assert_close(flipped, clips.flip(-1), atol=1e-6, rtol=0)
     assert flipped_labels.tolist() == [1, 0, 7, 9]
 
@@ -132,7 +141,11 @@ def test_augment_crop_keeps_time_and_range() -> None:
     frames = torch.arange(6, dtype=torch.float32) / 6
     clips = frames.view(1, 1, 6, 1, 1).expand(3, 3, 6, 16, 16).contiguous()
     out, _ = zoo.augment_clips(
-        clips, torch.zeros(3, dtype=torch.long), generator, _plain(crop_scale=(0.5, 0.9)), zoo.flip_label_map(CLASS_NAMES)
+        clips,
+        torch.zeros(3, dtype=torch.long),
+        generator,
+        _plain(crop_scale=(0.5, 0.9)),
+        zoo.flip_label_map(CLASS_NAMES),
     )
     torch.testing.assert_close(out, clips, atol=1e-6, rtol=0)
     jittered, _ = zoo.augment_clips(
@@ -198,11 +211,15 @@ def test_evaluate_accuracy_and_shifts_against_direct_count() -> None:
     # Frame 0 carries the true label for every clip; frame f carries a random label.
     clips[:, 0, :, 0, 0] = torch.randint(0, len(CLASS_NAMES), (n, frames), generator=generator) / 100
     clips[:, 0, 0, 0, 0] = labels / 100
-    accuracy = zoo.evaluate_accuracy(_FirstFrameOracle(), _ListDataset(clips, labels), batch_size=8, shifts=(0, 1, 2))
+    accuracy = zoo.evaluate_accuracy(
+        _FirstFrameOracle(), _ListDataset(clips, labels), batch_size=8, shifts=(0, 1, 2)
+    )
     assert accuracy[0] == 1.0
     for shift in (1, 2):
         # After torch.roll by k, frame 0 holds what was frame T - k.
-        expected = float((torch.round(clips[:, 0, frames - shift, 0, 0] * 100).long() == labels).float().mean())
+        expected = float(
+            (torch.round(clips[:, 0, frames - shift, 0, 0] * 100).long() == labels).float().mean()
+        )
         assert accuracy[shift] == pytest.approx(expected)
 
 
@@ -243,7 +260,10 @@ def test_manifest_matches_specs_and_files() -> None:
         assert entry["constructor"] == json.loads(json.dumps(spec.constructor))
         assert entry["attention_layer"] == spec.attention_layer
         assert entry["input"]["frames"] == zoo.INPUT_FRAMES and entry["input"]["size"] == zoo.INPUT_SIZE
-        assert entry["normalization"] == {"mean": list(zoo.NORMALIZATION_MEAN), "std": list(zoo.NORMALIZATION_STD)}
+        assert entry["normalization"] == {
+            "mean": list(zoo.NORMALIZATION_MEAN),
+            "std": list(zoo.NORMALIZATION_STD),
+        }
         assert entry["test_split"] == zoo.TEST_SPLIT
         assert set(entry["shift_accuracy"]) == {str(k) for k in zoo.SHIFTS}
         assert entry["recipe"]["seed"] == spec.seed

@@ -1,0 +1,40 @@
+"""The command-line layer: every command is wired, and bad input gives a one-line error, not a trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vidadv.cli import build_parser, main
+
+
+def test_every_command_parses() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["demo", "--quick"]).quick is True
+    assert parser.parse_args(["attack", "c.yaml", "--no-resume"]).no_resume is True
+    args = parser.parse_args(["compare", "run", "TT(10)", "BIM(10)", "--variant", "h264"])
+    assert (args.attack_a, args.attack_b, args.variant) == ("TT(10)", "BIM(10)", "h264")
+    assert parser.parse_args(["evaluate", "run", "--quantize", "--h264"]).h264 is True
+    assert parser.parse_args(["zoo", "train", "--models", "nl-s"]).models == ["nl-s"]
+    assert parser.parse_args(["analyze", "a.yaml"]).config == "a.yaml"
+
+
+def test_models_lists_gluoncv_names_and_aliases(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "i3d_nl5_resnet101_v1_kinetics400" in names and "tpn50" in names
+
+
+@pytest.mark.parametrize("command", ["select", "attack", "analyze"])
+def test_missing_config_is_a_clear_error(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.yaml" in err and "Traceback" not in err
+
+
+def test_evaluate_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "run_config.json" in capsys.readouterr().err
