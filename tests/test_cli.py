@@ -18,6 +18,7 @@ def test_every_command_parses() -> None:
     assert parser.parse_args(["evaluate", "run", "--quantize", "--h264"]).h264 is True
     assert parser.parse_args(["zoo", "train", "--models", "nl-s"]).models == ["nl-s"]
     assert parser.parse_args(["analyze", "a.yaml"]).config == "a.yaml"
+    assert parser.parse_args(["ablation", "run", "--variant", "uint8"]).variant == "uint8"
 
 
 def test_models_lists_gluoncv_names_and_aliases(capsys: pytest.CaptureFixture[str]) -> None:

@@ -75,6 +75,19 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return run_analyze(args.config, force=args.force)
 
 
+def _cmd_ablation(args: argparse.Namespace) -> int:
+    from vidadv.analysis.ablation import run_ablation_report
+
+    return run_ablation_report(
+        args.run,
+        args.out,
+        progress=not args.no_progress,
+        variant=args.variant,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidadv",
@@ -132,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default=None)
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("ablation", help="TT ablation tables and plots (Table 2, Figure 4) of an attacked run")
+    p.add_argument("run", help="run folder of an ablation config (configs/ablation_*.yaml)")
+    p.add_argument("--out", default=None, help="output folder (default: RUN/eval/ablation)")
+    p.add_argument("--variant", default="float", help="float | uint8 | h264 (evaluation variant)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_ablation)
     return parser
 
 

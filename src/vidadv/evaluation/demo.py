@@ -66,7 +66,7 @@ DEMO_PAIRS: tuple[tuple[str, str], ...] = (
     ("TT(10)", "VR(10)"),
 )
 
-QUICK_ATTACKS = ("FGSM", "BIM(10)", "TT(1)", "TT(10)", "VR(10)")
+QUICK_ATTACKS = ("FGSM", "BIM(10)", "TT(1)", "TI(1)", "TI+TT(1)")
 
 
 def demo_config(
