@@ -43,3 +43,26 @@ class ResidualBlock(nn.Module):
 def residual_blocks(module: nn.Module) -> list[ResidualBlock]:
     """All vidadv residual blocks inside `module`."""
     return [m for m in module.modules() if isinstance(m, ResidualBlock)]
+
+
+def positive_int(name: str, value: object) -> int:
+    """`value` if it is a positive int (not a bool), else a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def init_resnet_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """He-normal (fan-out) convolutions, unit/zero BatchNorm with fresh running statistics, and an
+    N(0, 0.01) linear classifier with zero bias; random draws from `generator` (torch's global one if None).
+    """
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv3d):
+            nn.init.kaiming_normal_(sub.weight, mode="fan_out", nonlinearity="relu", generator=generator)
+        elif isinstance(sub, nn.BatchNorm3d):
+            nn.init.ones_(sub.weight)
+            nn.init.zeros_(sub.bias)
+            sub.reset_running_stats()
+        elif isinstance(sub, nn.Linear):
+            nn.init.normal_(sub.weight, std=0.01, generator=generator)
+            nn.init.zeros_(sub.bias)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidadv.models.common import ResidualBlock
+from vidadv.models.common import ResidualBlock, positive_int
 from vidadv.models.registry import register
 
 __all__ = [
@@ -173,12 +173,6 @@ def alternate_blocks_ending_last(num_blocks: int) -> tuple[int, ...]:
     return tuple(i for i in range(num_blocks) if (num_blocks - 1 - i) % 2 == 0)
 
 
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return value
-
-
 class I3DNonLocal(nn.Module):
     """I3D ResNet (bottleneck blocks) with non-local blocks; gluoncv's `I3D_ResNetV1`.
 
@@ -227,17 +221,17 @@ class I3DNonLocal(nn.Module):
         if not layers:
             raise ValueError("layers must list the number of blocks of at least one stage, e.g. (3, 4, 6, 3)")
         for stage, num_blocks in enumerate(layers):
-            _positive_int(num_blocks, f"layers[{stage}]")
-        base_channels = _positive_int(base_channels, "base_channels")
-        num_classes = _positive_int(num_classes, "num_classes")
-        in_channels = _positive_int(in_channels, "in_channels")
+            positive_int(f"layers[{stage}]", num_blocks)
+        base_channels = positive_int("base_channels", base_channels)
+        num_classes = positive_int("num_classes", num_classes)
+        in_channels = positive_int("in_channels", in_channels)
         for value, what in (
             (conv1_kernel_t, "conv1_kernel_t"),
             (conv1_stride_t, "conv1_stride_t"),
             (pool1_stride_t, "pool1_stride_t"),
             (pool2_stride_t, "pool2_stride_t"),
         ):
-            _positive_int(value, what)
+            positive_int(what, value)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
 
@@ -252,7 +246,7 @@ class I3DNonLocal(nn.Module):
         if len(strides) != len(layers):
             raise ValueError(f"spatial_strides needs one entry per stage ({len(layers)}), got {strides}")
         for stage, stride in enumerate(strides):
-            _positive_int(stride, f"spatial_strides[{stage}]")
+            positive_int(f"spatial_strides[{stage}]", stride)
 
         self.layers = layers
         self.base_channels = base_channels

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vidadv.models.common import ResidualBlock
+from vidadv.models.common import ResidualBlock, init_resnet_weights, positive_int
 from vidadv.models.registry import register
 
 __all__ = [
@@ -147,12 +147,6 @@ def _lateral(in_channels: int, out_channels: int, kernel_size: int, alpha: int) 
     )
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 class SlowFast(nn.Module):
     """SlowFast ResNet-3D video classifier on clips (N, C, T, H, W) -> logits (N, num_classes).
 
@@ -199,7 +193,7 @@ class SlowFast(nn.Module):
         if len(layers) != 4:
             raise ValueError(f"layers must give the block counts of 4 stages (res2..res5), got {layers!r}")
         for index, count in enumerate(layers):
-            _check_positive_int(f"layers[{index}]", count)
+            positive_int(f"layers[{index}]", count)
         for name, value in (
             ("base_channels", base_channels),
             ("alpha", alpha),
@@ -209,7 +203,7 @@ class SlowFast(nn.Module):
             ("num_classes", num_classes),
             ("in_channels", in_channels),
         ):
-            _check_positive_int(name, value)
+            positive_int(name, value)
         if base_channels % beta != 0:
             raise ValueError(
                 f"base_channels ({base_channels}) must be divisible by beta ({beta}) so that the Fast "
@@ -290,18 +284,7 @@ class SlowFast(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """He-normal (fan-out) convolutions, unit/zero BatchNorm, N(0, 0.01) classifier with zero bias."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(
-                    module.weight, mode="fan_out", nonlinearity="relu", generator=generator
-                )
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-                module.reset_running_stats()
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=0.01, generator=generator)
-                nn.init.zeros_(module.bias)
+        init_resnet_weights(self, generator)
 
     def check_input(self, clips: torch.Tensor) -> None:
         """Raise TypeError/ValueError unless `clips` is a float (N, C, T, H, W) batch this network accepts."""

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidadv.models.common import ResidualBlock
+from vidadv.models.common import ResidualBlock, init_resnet_weights, positive_int
 from vidadv.models.registry import register
 
 __all__ = [
@@ -325,12 +325,6 @@ def _positive_int_tuple(name: str, value: object, length: int) -> tuple[int, ...
     return tuple(value)  # type: ignore[arg-type]
 
 
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 class TPN(nn.Module):
     """Temporal Pyramid Network with a slow-only bottleneck ResNet backbone (gluoncv layout).
 
@@ -375,15 +369,15 @@ class TPN(nn.Module):
     ) -> None:
         super().__init__()
         layers = _positive_int_tuple("layers", layers, 4)
-        base_channels = _positive_int("base_channels", base_channels)
-        neck_channels = _positive_int("neck_channels", neck_channels)
-        fusion_channels = _positive_int(
+        base_channels = positive_int("base_channels", base_channels)
+        neck_channels = positive_int("neck_channels", neck_channels)
+        fusion_channels = positive_int(
             "fusion_channels", 2 * neck_channels if fusion_channels is None else fusion_channels
         )
         temporal_scales = _positive_int_tuple("temporal_scales", temporal_scales, 2)
-        num_classes = _positive_int("num_classes", num_classes)
-        neck_groups = _positive_int("neck_groups", neck_groups)
-        in_channels = _positive_int("in_channels", in_channels)
+        num_classes = positive_int("num_classes", num_classes)
+        neck_groups = positive_int("neck_groups", neck_groups)
+        in_channels = positive_int("in_channels", in_channels)
         if not isinstance(inflate, Sequence) or len(inflate) != 4:
             raise ValueError(f"inflate must be a sequence of 4 bools (one per stage), got {inflate!r}")
         if not 0.0 <= dropout < 1.0:
@@ -421,20 +415,7 @@ class TPN(nn.Module):
         self.dropout = nn.Dropout(p=dropout)
         self.avg_pool = nn.AdaptiveAvgPool3d(1)
         self.fc = nn.Linear(fusion_channels, num_classes)
-        self._init_weights(generator)
-
-    def _init_weights(self, generator: torch.Generator | None) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(
-                    module.weight, mode="fan_out", nonlinearity="relu", generator=generator
-                )
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.01, generator=generator)
-                nn.init.zeros_(module.bias)
+        init_resnet_weights(self, generator)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
