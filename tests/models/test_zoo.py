@@ -226,19 +226,44 @@ def test_evaluate_accuracy_and_shifts_against_direct_count() -> None:
 # ------------------------------------------------------------------------------------------ training
 
 
+class _InMemoryClips:
+    """A fixed set of clips with the `ProceduralActions` access methods `train_zoo_model` uses."""
+
+    def __init__(self, clips: torch.Tensor, labels: torch.Tensor) -> None:
+        self.data, self.labels = clips, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def clips(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(list(indices), dtype=torch.long)
+        return self.data[index], self.labels[index]
+
+    def set_epoch(self, epoch: int) -> None:  # the windows were drawn once, at generation
+        pass
+
+
 @pytest.mark.slow
-def test_recipe_learns_well_above_chance(tmp_path: Path) -> None:
-    """A short run of the recipe on a small training set beats chance (1/12) by a wide margin."""
-    recipe = dataclasses.replace(
-        zoo.Recipe(), steps=60, batch_size=16, lr=3e-3, train_clips=192, val_clips=96, eval_every=60
-    )
-    train = ProceduralActions("train", num_clips=recipe.train_clips, seed=11, progress=False)
-    val = ProceduralActions("val", num_clips=recipe.val_clips, seed=11, progress=False)
+def test_recipe_learns_temporal_order_well_above_chance() -> None:
+    """60 recipe steps on nl-s separate move_right from move_left (its time reversal) on held-out clips.
+
+    The two classes have the same distribution of single frames, so only temporal order tells them apart;
+    chance is 1/2 on this pair (1/12 over all classes). A short run must reach 75 %, i.e. more than five
+    standard deviations above chance on 96 validation clips.
+    """
+    from vidadv.data.synthetic import generate_batch
+
+    pair = [CLASS_NAMES.index("move_right"), CLASS_NAMES.index("move_left")]
+    generator = torch.Generator().manual_seed(2024)
+    train_labels = torch.tensor(pair).repeat(48)
+    val_labels = torch.tensor(pair).repeat(48)
+    train = _InMemoryClips(generate_batch(train_labels, generator), train_labels)
+    val = _InMemoryClips(generate_batch(val_labels, generator, random_window=False), val_labels)
+    recipe = dataclasses.replace(zoo.Recipe(), steps=60, batch_size=16, eval_every=60)
     result = zoo.train_zoo_model("nl-s", recipe, train, val, progress=False)
-    chance = 1 / len(CLASS_NAMES)
     step, accuracy = result.val_curve[-1]
     assert step == recipe.steps
-    assert accuracy >= 3 * chance, f"val accuracy {accuracy:.3f} after {recipe.steps} steps"
+    assert accuracy >= 0.75, f"val accuracy {accuracy:.3f} on the move_right/move_left pair after 60 steps"
 
 
 # ------------------------------------------------------------------------------------------ shipped weights

@@ -46,7 +46,7 @@ SINGLE_STEP = {"steps": 1, "step_size": "16/255"}
 
 #: (display name, spec, options) of the demo's attacks, in table order.
 DEMO_ATTACKS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("FGSM", "fgsm", {}),
+    ("FGSM", "fgsm", dict(SINGLE_STEP)),
     ("BIM(10)", "bim", {}),
     ("TT(1)", "tt", {**SINGLE_STEP, **TT_OPTIONS}),
     ("TT(10)", "tt", dict(TT_OPTIONS)),
@@ -91,11 +91,11 @@ def demo_config(
     return {
         "name": "vidadv demo (embedded benchmark)" + (" --quick" if quick else ""),
         "output_dir": str(out_dir),
-        # candidates: twice the needed clips per class (balanced labels), so that enough are correct
+        # candidates: four times the needed clips per class (balanced labels), so that enough are correct
         "dataset": {
             "type": "synthetic",
             "split": "test",
-            "num_clips": 2 * per_class * num_classes,
+            "num_clips": 4 * per_class * num_classes,
             "size": 32,
             "frames": 32,
             "seed": seed,
@@ -178,7 +178,7 @@ def run_demo(
     from vidadv.evaluation import run_attack, run_select
     from vidadv.evaluation.config import config_from_dict
     from vidadv.evaluation.evaluate import FLOAT, collect_predictions, load_run, outcome_rows
-    from vidadv.evaluation.runtime import default_dataset_factory, jsonable, slug, versions
+    from vidadv.evaluation.runtime import default_dataset_factory, jsonable, versions
 
     started = time.perf_counter()
     _check_zoo()
@@ -218,9 +218,7 @@ def run_demo(
         per_attack = {
             r.attack: {m: r.asr[m] for m in matrix.models if m != wb} for r in matrix.rows if r.whitebox == wb
         }
-        plots.append(
-            plot_asr_bars(per_attack, out / f"asr_{slug(wb)}.png", title=f"white-box {wb}: transfer ASR")
-        )
+        plots.append(plot_asr_bars(per_attack, out / f"asr_{wb}.png", title=f"white-box {wb}: transfer ASR"))
 
     n_clips = len(run.clips)
     denominator = (
