@@ -244,14 +244,11 @@ class _InMemoryClips:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="step count not yet calibrated: 60 steps gave 5 % on 12 classes; 200 steps not verified in time",
-)
 def test_recipe_learns_well_above_chance() -> None:
-    """200 recipe steps on nl-s reach well above chance (1/12) on held-out clips of all twelve classes.
+    """400 recipe steps on nl-s reach well above chance (1/12) on held-out clips of all twelve classes.
 
-    96 validation clips: 30 % correct is more than seven standard deviations above chance.
+    96 validation clips: 25 % correct is six standard deviations above chance. (Measured on this code:
+    0.31-0.70 over five data seeds, 0.49 for the seed used here; about 20 s on 2 CPU cores.)
     """
     from vidadv.data.synthetic import generate_batch
 
@@ -260,11 +257,11 @@ def test_recipe_learns_well_above_chance() -> None:
     val_labels = torch.arange(len(CLASS_NAMES)).repeat(8)
     train = _InMemoryClips(generate_batch(train_labels, generator), train_labels)
     val = _InMemoryClips(generate_batch(val_labels, generator, random_window=False), val_labels)
-    recipe = dataclasses.replace(zoo.Recipe(), steps=200, batch_size=16, eval_every=200)
+    recipe = dataclasses.replace(zoo.Recipe(), steps=400, batch_size=16, eval_every=400)
     result = zoo.train_zoo_model("nl-s", recipe, train, val, progress=False)
     step, accuracy = result.val_curve[-1]
     assert step == recipe.steps
-    assert accuracy >= 0.3, f"val accuracy {accuracy:.3f} over 12 classes after 200 steps (chance 0.083)"
+    assert accuracy >= 0.25, f"val accuracy {accuracy:.3f} over 12 classes after 400 steps (chance 0.083)"
 
 
 # ------------------------------------------------------------------------------------------ shipped weights
