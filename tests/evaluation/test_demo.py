@@ -86,6 +86,11 @@ def test_quick_demo_writes_consistent_results(tmp_path: Path) -> None:
         assert pairs[(a, b)]["diff"] == pytest.approx(expected.estimate)
         assert pairs[(a, b)]["lo"] <= pairs[(a, b)]["diff"] <= pairs[(a, b)]["hi"]
 
+    with (out / "pairs.csv").open() as handle:
+        pair_rows = list(csv.DictReader(handle))
+    assert len(pair_rows) == len(results["pairs"])
+    assert all(r["95 % CI"].startswith("[") and r["95 % CI"].endswith("]") for r in pair_rows)
+
     # rerunning resumes: nothing is attacked again and the results are the same
     before = (out / "asr.csv").read_text()
     assert run_demo(out, quick=True, progress=False) == 0

@@ -29,7 +29,6 @@ interval resampling clips.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -45,7 +44,7 @@ from vidadv.attacks.temporal import SHIFT_STRATEGIES, WEIGHT_KINDS
 from vidadv.evaluation.config import ExperimentConfig
 from vidadv.evaluation.evaluate import FLOAT, LoadedRun, collect_predictions, compare_attacks, load_run
 from vidadv.evaluation.io import atomic_write_bytes, atomic_write_text
-from vidadv.evaluation.report import markdown_table
+from vidadv.evaluation.report import csv_text, markdown_table
 from vidadv.evaluation.runtime import ModelFactory, format_table, jsonable
 from vidadv.evaluation.stats import bootstrap_mean_ci
 
@@ -361,14 +360,6 @@ def _ci(cell: _Cell) -> str:
     return f"{100 * cell.average:.2f} [{100 * cell.lo:.1f}, {100 * cell.hi:.1f}]"
 
 
-def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def _file_part(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
 
@@ -518,7 +509,7 @@ class _Report:
             + [_pct(row["average"]), _pct(row["lo"]), _pct(row["hi"])]
             for row in self.records["shift_length"]
         ]
-        self.write("shift_length.csv", _csv_text(header, rows))
+        self.write("shift_length.csv", csv_text(header, rows))
         self.write("shift_length.md", "\n".join(markdown))
 
     # ----- Table 2 ------------------------------------------------------------------------------
@@ -556,7 +547,7 @@ class _Report:
             [r[k] for k in keys] + [_pct(r["average"]), _pct(r["lo"]), _pct(r["hi"]), _paper_text(r["paper"])]
             for r in self.records["table2"]
         ]
-        self.write("table2.csv", _csv_text([*keys, "blackbox_avg", "lo", "hi", "paper"], rows))
+        self.write("table2.csv", csv_text([*keys, "blackbox_avg", "lo", "hi", "paper"], rows))
         keys = ("whitebox", "factor", "iterations", "fixed", "a", "b", "n")
         rows = [
             [r[k] for k in keys]
@@ -566,7 +557,7 @@ class _Report:
         ]
         header = ["whitebox", "factor", "iterations", "fixed", "attack_a", "attack_b", "n_clips"]
         header += ["asr_a", "asr_b", "diff", "lo", "hi", "paper_diff"]
-        self.write("table2_pairs.csv", _csv_text(header, rows))
+        self.write("table2_pairs.csv", csv_text(header, rows))
         self.write("table2.md", "\n".join(markdown))
 
     def _table2_block(

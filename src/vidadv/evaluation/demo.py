@@ -31,6 +31,7 @@ from vidadv.evaluation.report import (
     HtmlTable,
     Section,
     asr_table_rows,
+    csv_text,
     gallery_item,
     markdown_table,
     plot_asr_bars,
@@ -211,7 +212,7 @@ def run_demo(
     pairs = _pair_rows(run, preds, attack_names)
     pair_header, pair_body = _pair_table(pairs)
     atomic_write_text(out / "pairs.md", markdown_table(pair_header, pair_body) + "\n")
-    atomic_write_text(out / "pairs.csv", "\n".join(",".join(r) for r in [pair_header, *pair_body]) + "\n")
+    atomic_write_text(out / "pairs.csv", csv_text(pair_header, pair_body))
 
     plots = []
     for wb in config.whitebox:

@@ -12,8 +12,6 @@ and dtype) and the clip file's size and mtime, so reruns are cheap and an interr
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -33,6 +31,7 @@ from vidadv.evaluation.report import (
     HtmlTable,
     Section,
     asr_table_rows,
+    csv_text,
     gallery_item,
     markdown_table,
     plot_figure3,
@@ -382,14 +381,6 @@ def _paper_by_attack(config: ExperimentConfig) -> dict[str, float]:
     return numbers
 
 
-def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def _variant_stem(variant: str) -> str:
     return "" if variant == FLOAT else f"_{variant}"
 
@@ -513,7 +504,7 @@ def run_evaluate(
         write_asr_tables(matrix, out, f"asr_matrix{stem}", paper, title=f"ASR matrix ({variant})")
         t1 = table1(run, predictions[variant])
         header, body = table1_text(run, t1)
-        atomic_write_text(out / f"table1{stem}.csv", _csv_text(header, body))
+        atomic_write_text(out / f"table1{stem}.csv", csv_text(header, body))
         atomic_write_text(
             out / f"table1{stem}.md",
             f"## Average black-box ASR (%), 95 % bootstrap intervals over clips ({variant})\n\n"
@@ -576,7 +567,7 @@ def run_evaluate(
         sections.insert(1, Section("Variants side by side", tables=[HtmlTable(header, body)]))
 
     header = ["whitebox", "attack", "clip_id", "model", "label", "pred", "fooled", "variant"]
-    atomic_write_text(out / "outcomes.csv", _csv_text(header, outcome_lines))
+    atomic_write_text(out / "outcomes.csv", csv_text(header, outcome_lines))
     atomic_write_json(out / "results.json", jsonable(results))
     items, note = _gallery(run, dataset_factory, out, gallery)
     if items or note:
@@ -779,7 +770,7 @@ def run_compare(
     ]
     stem = f"compare_{slug(attack_a)}_vs_{slug(attack_b)}{_variant_stem(resolved)}"
     out = run.layout.eval_dir
-    atomic_write_text(out / f"{stem}.csv", _csv_text(header, body))
+    atomic_write_text(out / f"{stem}.csv", csv_text(header, body))
     atomic_write_text(out / f"{stem}.md", markdown_table(header, body) + "\n")
     atomic_write_json(
         out / f"{stem}.json",

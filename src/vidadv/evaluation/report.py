@@ -125,6 +125,15 @@ def _pct(value: float | None, digits: int = 2) -> str:
     )
 
 
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A CSV document (header + rows), quoted where a cell needs it."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A GitHub-flavoured Markdown table."""
 
@@ -170,11 +179,7 @@ def write_asr_tables(
     """
     folder = Path(out_dir)
     header, rows = asr_table_rows(matrix, paper_numbers, mark_whitebox=False)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    csv_path = atomic_write_text(folder / f"{stem}.csv", buffer.getvalue())
+    csv_path = atomic_write_text(folder / f"{stem}.csv", csv_text(header, rows))
     header, rows = asr_table_rows(matrix, paper_numbers, mark_whitebox=True)
     note = (
         "ASR (%) = share of the n attacked clips that each model misclassifies (untargeted). "
