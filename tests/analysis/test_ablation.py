@@ -225,7 +225,7 @@ def _check_common(config: Any) -> None:
     assert dict(config.dataset) == {
         "type": "synthetic",
         "split": "test",
-        "num_clips": 480,
+        "num_clips": 720,
         "size": 32,
         "frames": 32,
         "seed": 0,

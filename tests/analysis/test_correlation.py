@@ -15,6 +15,7 @@ from vidadv.analysis.correlation import (
     average_ranks,
     matrix_csv,
     mean_off_diagonal,
+    pair_intervals_csv,
     pairwise_spearman,
     per_clip_csv,
     spearman_correlation,
@@ -160,3 +161,27 @@ def test_csv_outputs_round_trip() -> None:
     assert [r["clip_id"] for r in per_clip_rows] == ["x", "y", "z"]
     assert float(per_clip_rows[1]["spearman"]) == pytest.approx(float(result.per_clip[1, 0, 1]), abs=1e-6)
     assert mean_off_diagonal(result.mean) == pytest.approx(float(result.mean[0, 1]))
+
+
+def test_pair_intervals_use_valid_clips_and_bracket_the_mean() -> None:
+    generator = torch.Generator().manual_seed(3)
+    a = torch.randn(30, 8, generator=generator)
+    b = a + 0.8 * torch.randn(30, 8, generator=generator)  # positively related to a
+    c = torch.randn(30, 8, generator=generator)
+    c[:5] = 1.0  # undefined on 5 clips
+    result = pairwise_spearman({"a": a, "b": b, "c": c})
+    rows = {(r["model_a"], r["model_b"]): r for r in csv.DictReader(io.StringIO(pair_intervals_csv(result)))}
+    assert set(rows) == {("a", "b"), ("a", "c"), ("b", "c")}
+    assert int(rows[("a", "b")]["clips"]) == 30 and int(rows[("a", "c")]["clips"]) == 25
+    for (x, y), row in rows.items():
+        i, j = result.names.index(x), result.names.index(y)
+        direct = [
+            direct_spearman(m1.tolist(), m2.tolist())
+            for m1, m2 in zip({"a": a, "b": b, "c": c}[x], {"a": a, "b": b, "c": c}[y], strict=True)
+            if len(set(m2.tolist())) > 1
+        ]
+        assert float(row["mean_spearman"]) == pytest.approx(sum(direct) / len(direct), abs=1e-6)
+        assert float(row["mean_spearman"]) == pytest.approx(float(result.mean[i, j]), abs=1e-6)
+        assert float(row["ci_low"]) < float(row["mean_spearman"]) < float(row["ci_high"])
+    assert float(rows[("a", "b")]["ci_low"]) > 0.3  # clearly related pair: interval well above 0
+    assert float(rows[("a", "c")]["ci_low"]) < 0 < float(rows[("a", "c")]["ci_high"])  # unrelated pair

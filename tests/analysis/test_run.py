@@ -176,9 +176,10 @@ def test_embedded_config_parses() -> None:
     assert config.dataset == {
         "type": "synthetic",
         "split": "test",
-        "num_clips": 240,
+        "num_clips": 480,
         "size": 32,
         "frames": 32,
+        "seed": 0,
     }
     assert config.methods == ("gradcam", "zero_padding", "mean_padding")
     assert config.only_correct

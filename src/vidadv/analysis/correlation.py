@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vidadv.evaluation.stats import bootstrap_mean_ci
+
 
 def average_ranks(values: torch.Tensor) -> torch.Tensor:
     """1-based ranks along the last dimension, ties sharing the average of their ranks (float64).
@@ -140,6 +142,27 @@ def per_clip_csv(clip_ids: Sequence[str], result: PairwiseSpearman, digits: int 
             for j in range(i + 1, len(names)):
                 value = float(result.per_clip[clip_number, i, j])
                 writer.writerow([clip_id, names[i], names[j], _format_value(value, digits)])
+    return buffer.getvalue()
+
+
+def pair_intervals_csv(result: PairwiseSpearman, n_boot: int = 10000, seed: int = 0, digits: int = 6) -> str:
+    """CSV ``model_a,model_b,clips,mean_spearman,ci_low,ci_high``: per unordered model pair, the mean
+    Spearman correlation over the clips where it is defined, with a 95 % percentile-bootstrap interval
+    (resampling clips). A pair with no valid clip gets empty cells."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["model_a", "model_b", "clips", "mean_spearman", "ci_low", "ci_high"])
+    names = result.names
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            values = result.per_clip[:, i, j]
+            values = values[~torch.isnan(values)]
+            if values.numel() == 0:
+                writer.writerow([names[i], names[j], 0, "", "", ""])
+                continue
+            interval = bootstrap_mean_ci(values.to(torch.float64), n_boot=n_boot, seed=seed)
+            cells = (interval.estimate, interval.lo, interval.hi)
+            writer.writerow([names[i], names[j], values.numel(), *(_format_value(v, digits) for v in cells)])
     return buffer.getvalue()
 
 

@@ -24,6 +24,7 @@ Config (YAML) keys — unknown keys are rejected with the list of valid ones:
     gradcam_mapping:   "interpolate" (default) or "repeat" (layer slices -> input frames).
 
 Outputs in ``output_dir``: ``spearman_<method>.csv`` (mean matrix), ``spearman_<method>_per_clip.csv``,
+``spearman_<method>_pairs.csv`` (per model pair: valid clips, mean and 95 % bootstrap interval),
 ``spearman_<method>.png`` (heatmap), ``importance_<method>.csv`` (raw importance lists), ``clips.csv``
 (every examined clip, its label, each model's prediction and whether it was analyzed) and
 ``summary.json`` (config, counts, mean matrices); all written atomically, ``summary.json`` last.
@@ -48,6 +49,7 @@ from vidadv.analysis.correlation import (
     PairwiseSpearman,
     matrix_csv,
     mean_off_diagonal,
+    pair_intervals_csv,
     pairwise_spearman,
     per_clip_csv,
 )
@@ -513,6 +515,7 @@ def run_analysis(
         stem = f"spearman_{method}"
         atomic_write_text(output_dir / f"{stem}.csv", matrix_csv(names, result.mean))
         atomic_write_text(output_dir / f"{stem}_per_clip.csv", per_clip_csv(analyzed_ids, result))
+        atomic_write_text(output_dir / f"{stem}_pairs.csv", pair_intervals_csv(result, seed=config.seed))
         atomic_write_bytes(
             output_dir / f"{stem}.png",
             correlation_heatmap_png(result.mean, names, title=heatmap_title(method, result.num_clips)),
@@ -524,6 +527,7 @@ def run_analysis(
         files[method] = {
             "matrix": f"{stem}.csv",
             "per_clip": f"{stem}_per_clip.csv",
+            "pairs": f"{stem}_pairs.csv",
             "heatmap": f"{stem}.png",
             "importance": f"importance_{method}.csv",
         }
