@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every number and figure of docs/results.md on the embedded benchmark (CPU is fine:
-# about 2 h on 2 idle cores; each step resumes where it stopped when rerun).
+# about 1.5 h on 2 idle cores; each step resumes where it stopped when rerun).
 #   bash scripts/embedded_results.sh            # run folders under runs/, copies tables/plots to docs/results/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,7 @@ for pair in "TT(1) L=7|TT(1) L=1" "TT(1) L=3|TT(1) L=1" "TT(10) L=7|TT(10) L=1" 
 done
 copy_eval runs/ablation_shift_length ablation_shift_length
 
-# 4. The paper's attack list at 16/255, 8/255 and 4/255 (white-box nl-l, slowfast-l, tpn-l)
+# 4. The paper's attack list at 16/255 (white-box nl-l, slowfast-l, tpn-l), 8/255 and 4/255 (nl-l)
 PAIRS=("TT(1)|FGSM" "TT(10)|BIM(10)" "TT(10)|VR(10)" "TT(10)|BIM(150)" "MI+TT(10)|MI(10)"
        "TI+TT(1)|TI(1)" "ATA+TT(10)|ATA(10)")
 for suffix in "" _eps8 _eps4; do

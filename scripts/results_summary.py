@@ -4,7 +4,9 @@ Reads runs/embedded_paper_attacks{,_eps8,_eps4}/eval/results.json (Table-1 rows:
 with 95 % bootstrap intervals) and the compare_*.json files written by `vidadv compare` (paired
 differences on the same clips), and prints Markdown: the average black-box ASR of every attack at each
 budget beside the paper's Kinetics-400 / UCF-101 averages, then the paired differences per budget
-(all white-box models) and per white-box model at 16/255. Writes docs/results/summary.md as well.
+(all white-box models of a run, and the white-box model every budget shares) and per white-box model
+at 16/255; first, when runs/analysis_embedded exists, frame-importance agreement within vs across model
+families. Writes docs/results/summary.md as well.
 
     python scripts/results_summary.py [--runs runs] [--out docs/results/summary.md]
 """
@@ -100,42 +102,63 @@ def analysis_summary(
     )
 
 
+def _columns(
+    present: list[tuple[str, Path]], tables: dict[str, dict[str, dict]]
+) -> list[tuple[str, str, str]]:
+    """(label, budget, white-box or "all") columns: every white-box model together where a run has several,
+    then each budget's common white-box model, so the budgets compare on the same source model."""
+    columns = []
+    for eps, _ in present:
+        whiteboxes = list(next(iter(tables[eps].values()))["per_whitebox"])
+        if len(whiteboxes) > 1:
+            columns.append((f"{eps}, {len(whiteboxes)} white-box", eps, "all"))
+    common = set.intersection(*(set(next(iter(t.values()))["per_whitebox"]) for t in tables.values()))
+    for whitebox in sorted(common):
+        columns += [(f"{eps}, {whitebox}", eps, whitebox) for eps, _ in present]
+    return columns
+
+
 def summary(runs: Path) -> str:
     present = [(eps, runs / f"embedded_paper_attacks{suffix}") for eps, suffix in BUDGETS]
     present = [(eps, run) for eps, run in present if (run / "eval" / "results.json").exists()]
     if not present:
         raise SystemExit(f"no evaluated embedded_paper_attacks run under {runs}")
+    run_of = dict(present)
     tables = {eps: _load_table1(run) for eps, run in present}
     attacks = list(next(iter(tables.values())))
-    n_clips = {eps: max(r["overall"]["n"] for r in t.values()) for eps, t in tables.items()}
+    columns = _columns(present, tables)
     parts = []
 
-    header = ["attack", *[f"ours {eps} (n={n_clips[eps]})" for eps, _ in present]]
+    def cell(eps: str, attack: str, whitebox: str) -> dict:
+        row = tables[eps][attack]
+        return row["overall"] if whitebox == "all" else row["per_whitebox"].get(whitebox, {})
+
+    n = {label: max(cell(eps, a, wb).get("n", 0) for a in attacks) for label, eps, wb in columns}
+    header = ["attack", *[f"{label} (n={n[label]})" for label, _, _ in columns]]
     header += ["paper K400 16/255", "paper UCF-101 16/255"]
     body = []
     for attack in attacks:
         key = PAPER_KEY.get(attack, attack)
         paper = [PAPER_NUMBERS[d].get(key) for d in ("kinetics400", "ucf101")]
         body.append(
-            [attack, *[_ci(tables[eps][attack]["overall"]) for eps, _ in present]]
+            [attack, *[_ci(cell(eps, attack, wb)) for _, eps, wb in columns]]
             + ["" if p is None else f"{p:.2f}" for p in paper]
         )
     parts.append(
-        "### Average black-box ASR (%), all three white-box models, 95 % bootstrap interval over clips\n\n"
-        + markdown_table(header, body)
+        "### Average black-box ASR (%), 95 % bootstrap interval over clips\n\n" + markdown_table(header, body)
     )
 
-    header = ["A", "B", *[f"A - B at {eps}" for eps, _ in present]]
+    header = ["A", "B", *[label for label, _, _ in columns]]
     body = []
     for a, b in PAIRS:
         cells = []
-        for _, run in present:
-            rows = _load_compare(run, a, b)
-            overall = [r for r in rows or [] if r["whitebox"] == "all"]
-            cells.append(_diff(overall[0]) if overall else "-")
+        for _, eps, whitebox in columns:
+            rows = _load_compare(run_of[eps], a, b) or []
+            match = [r for r in rows if r["whitebox"] == whitebox and r["model"] == "black-box average"]
+            cells.append(_diff(match[0]) if match else "-")
         body.append([a, b, *cells])
     parts.append(
-        "### Paired difference in average black-box ASR (percentage points), same clips, 95 % paired "
+        "### Paired difference A - B in average black-box ASR (percentage points), same clips, 95 % paired "
         "bootstrap interval\n\n" + markdown_table(header, body)
     )
 
