@@ -61,7 +61,6 @@ def correlation_heatmap_png(
             colour = "white" if not math.isnan(value) and abs(value) > 0.6 else "black"
             axes.text(column, row, text, ha="center", va="center", color=colour, fontsize=9)
     axes.set_title(title, fontsize=10)
-    figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)  # keeps long tick labels
     return buffer.getvalue()
