@@ -19,6 +19,7 @@ import json
 import math
 from pathlib import Path
 
+from vidadv.evaluation.evaluate import _ci_text  # the Table-1 cell format of `vidadv evaluate`
 from vidadv.evaluation.io import atomic_write_text
 from vidadv.evaluation.paper import PAPER_NUMBERS
 from vidadv.evaluation.report import markdown_table
@@ -42,12 +43,6 @@ PAPER_KEY = {"TT(10)": "TT"}
 
 def _pct(value: float) -> str:
     return f"{100 * value:.2f}"
-
-
-def _ci(cell: dict) -> str:
-    if not cell or "asr" not in cell:
-        return "-"
-    return f"{100 * cell['asr']:.2f} [{100 * cell['lo']:.1f}, {100 * cell['hi']:.1f}]"
 
 
 def _diff(row: dict) -> str:
@@ -141,7 +136,7 @@ def summary(runs: Path) -> str:
         key = PAPER_KEY.get(attack, attack)
         paper = [PAPER_NUMBERS[d].get(key) for d in ("kinetics400", "ucf101")]
         body.append(
-            [attack, *[_ci(cell(eps, attack, wb)) for _, eps, wb in columns]]
+            [attack, *[_ci_text(cell(eps, attack, wb)) for _, eps, wb in columns]]
             + ["" if p is None else f"{p:.2f}" for p in paper]
         )
     parts.append(

@@ -169,7 +169,8 @@ def test_pair_intervals_use_valid_clips_and_bracket_the_mean() -> None:
     b = a + 0.8 * torch.randn(30, 8, generator=generator)  # positively related to a
     c = torch.randn(30, 8, generator=generator)
     c[:5] = 1.0  # undefined on 5 clips
-    result = pairwise_spearman({"a": a, "b": b, "c": c})
+    importances = {"a": a, "b": b, "c": c}
+    result = pairwise_spearman(importances)
     rows = {(r["model_a"], r["model_b"]): r for r in csv.DictReader(io.StringIO(pair_intervals_csv(result)))}
     assert set(rows) == {("a", "b"), ("a", "c"), ("b", "c")}
     assert int(rows[("a", "b")]["clips"]) == 30 and int(rows[("a", "c")]["clips"]) == 25
@@ -177,7 +178,7 @@ def test_pair_intervals_use_valid_clips_and_bracket_the_mean() -> None:
         i, j = result.names.index(x), result.names.index(y)
         direct = [
             direct_spearman(m1.tolist(), m2.tolist())
-            for m1, m2 in zip({"a": a, "b": b, "c": c}[x], {"a": a, "b": b, "c": c}[y], strict=True)
+            for m1, m2 in zip(importances[x], importances[y], strict=True)
             if len(set(m2.tolist())) > 1
         ]
         assert float(row["mean_spearman"]) == pytest.approx(sum(direct) / len(direct), abs=1e-6)

@@ -343,6 +343,14 @@ def test_asr_matrix_and_results_json(evaluated_run: dict[str, Any]) -> None:
     assert results["seed"] == 5 and results["config"]["eps"] == pytest.approx(EPS)
     assert {"torch", "vidadv", "python"} <= set(results["versions"])
     assert f"{n} clips per (white-box, attack) row" in results["denominator"]
+    records = {(r["whitebox"], r["attack"]): r for r in results["variants"]["float"]["asr_matrix"]}
+    assert len(records) == len(rows)
+    for row in rows:  # the JSON records hold the CSV matrix as fractions
+        record = records[(row["white-box"], row["attack"])]
+        assert record["n_clips"] == int(row["n clips"])
+        for model in MODELS:
+            assert 100 * record["asr"][model] == pytest.approx(float(row[model]), abs=0.005)
+        assert 100 * record["blackbox_average"] == pytest.approx(float(row["black-box avg"]), abs=0.005)
     predictions = results["variants"]["float"]["predictions"]
     assert len(predictions) == 6 * n
     for entry in predictions:

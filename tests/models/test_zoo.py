@@ -191,43 +191,9 @@ class _FirstFrameOracle(nn.Module):
         return nn.functional.one_hot(label, len(CLASS_NAMES)).float()
 
 
-class _ListDataset:
-    def __init__(self, clips: torch.Tensor, labels: torch.Tensor) -> None:
-        self.data, self.labels = clips, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def clips(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
-        indices = list(indices)
-        return self.data[indices], self.labels[indices]
-
-
-def test_evaluate_accuracy_and_shifts_against_direct_count() -> None:
-    generator = torch.Generator().manual_seed(3)
-    n, frames = 37, 6
-    labels = torch.randint(0, len(CLASS_NAMES), (n,), generator=generator)
-    clips = torch.zeros(n, 3, frames, 2, 2)
-    # Frame 0 carries the true label for every clip; frame f carries a random label.
-    clips[:, 0, :, 0, 0] = torch.randint(0, len(CLASS_NAMES), (n, frames), generator=generator) / 100
-    clips[:, 0, 0, 0, 0] = labels / 100
-    accuracy = zoo.evaluate_accuracy(
-        _FirstFrameOracle(), _ListDataset(clips, labels), batch_size=8, shifts=(0, 1, 2)
-    )
-    assert accuracy[0] == 1.0
-    for shift in (1, 2):
-        # After torch.roll by k, frame 0 holds what was frame T - k.
-        expected = float(
-            (torch.round(clips[:, 0, frames - shift, 0, 0] * 100).long() == labels).float().mean()
-        )
-        assert accuracy[shift] == pytest.approx(expected)
-
-
-# ------------------------------------------------------------------------------------------ training
-
-
 class _InMemoryClips:
-    """A fixed set of clips with the `ProceduralActions` access methods `train_zoo_model` uses."""
+    """A fixed set of clips with the `ProceduralActions` access methods `train_zoo_model` and
+    `evaluate_accuracy` use."""
 
     def __init__(self, clips: torch.Tensor, labels: torch.Tensor) -> None:
         self.data, self.labels = clips, labels
@@ -241,6 +207,29 @@ class _InMemoryClips:
 
     def set_epoch(self, epoch: int) -> None:  # the windows were drawn once, at generation
         pass
+
+
+def test_evaluate_accuracy_and_shifts_against_direct_count() -> None:
+    generator = torch.Generator().manual_seed(3)
+    n, frames = 37, 6
+    labels = torch.randint(0, len(CLASS_NAMES), (n,), generator=generator)
+    clips = torch.zeros(n, 3, frames, 2, 2)
+    # Frame 0 carries the true label for every clip; frame f carries a random label.
+    clips[:, 0, :, 0, 0] = torch.randint(0, len(CLASS_NAMES), (n, frames), generator=generator) / 100
+    clips[:, 0, 0, 0, 0] = labels / 100
+    accuracy = zoo.evaluate_accuracy(
+        _FirstFrameOracle(), _InMemoryClips(clips, labels), batch_size=8, shifts=(0, 1, 2)
+    )
+    assert accuracy[0] == 1.0
+    for shift in (1, 2):
+        # After torch.roll by k, frame 0 holds what was frame T - k.
+        expected = float(
+            (torch.round(clips[:, 0, frames - shift, 0, 0] * 100).long() == labels).float().mean()
+        )
+        assert accuracy[shift] == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------------------------------ training
 
 
 @pytest.mark.slow

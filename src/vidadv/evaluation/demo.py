@@ -243,16 +243,7 @@ def run_demo(
         "seed": seed,
         "num_clips": n_clips,
         "denominator": denominator,
-        "asr": [
-            {
-                "whitebox": r.whitebox,
-                "attack": r.attack,
-                "n_clips": r.n_clips,
-                "asr": dict(r.asr),
-                "blackbox_average": r.blackbox_average,
-            }
-            for r in matrix.rows
-        ],
+        "asr": [r.to_dict() for r in matrix.rows],
         "pairs": pairs,
         "clips": [{"clip_id": c.clip_id, "label": c.label, "index": c.index} for c in run.clips],
         "predictions": [

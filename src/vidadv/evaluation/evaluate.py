@@ -514,16 +514,7 @@ def run_evaluate(
         plots = plot_figure3(matrix, out, prefix=f"figure3{stem}")
         overall_by_variant[variant] = {row["attack"]: _ci_text(row["overall"]) for row in t1}
         results["variants"][variant] = {
-            "asr_matrix": [
-                {
-                    "whitebox": r.whitebox,
-                    "attack": r.attack,
-                    "n_clips": r.n_clips,
-                    "asr": dict(r.asr),
-                    "blackbox_average": r.blackbox_average,
-                }
-                for r in matrix.rows
-            ],
+            "asr_matrix": [r.to_dict() for r in matrix.rows],
             "table1": t1,
             "predictions": [
                 {

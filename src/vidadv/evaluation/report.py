@@ -49,6 +49,16 @@ class AsrRow:
         values = [self.asr[m] for m in self.blackbox_models]
         return sum(values) / len(values) if values else None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record: white-box, attack, n_clips, per-model ASR and the black-box average."""
+        return {
+            "whitebox": self.whitebox,
+            "attack": self.attack,
+            "n_clips": self.n_clips,
+            "asr": dict(self.asr),
+            "blackbox_average": self.blackbox_average,
+        }
+
 
 @dataclass(frozen=True)
 class AsrMatrix:
