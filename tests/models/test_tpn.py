@@ -170,8 +170,37 @@ def test_bad_input_raises_clear_errors() -> None:
         ({"layers": (1, 1, 1)}, "layers must be a sequence of 4"),
         ({"base_channels": 0}, "base_channels"),
         ({"dropout": 1.0}, "dropout"),
+        ({"stem_temporal_kernel": 4}, "stem_temporal_kernel must be odd"),
+        ({"stem_temporal_stride": 0}, "stem_temporal_stride"),
     ],
 )
 def test_bad_constructor_arguments_raise(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         small_tpn(**overrides)
+
+
+def test_stem_temporal_stride_equals_subsampling_the_frames() -> None:
+    """Stem temporal stride s sees frames 0, s, 2s, ...: same logits as stride 1 on x[:, :, ::s]."""
+    strided = small_tpn(stem_temporal_stride=2, temporal_scales=(16, 16)).eval()
+    plain = small_tpn(temporal_scales=(16, 16)).eval()
+    plain.load_state_dict(strided.state_dict())
+    clip = torch.rand(2, 3, 32, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(strided(clip), plain(clip[:, :, ::2]), rtol=1e-4, atol=1e-5)
+    assert strided.min_frames == 32 and plain.min_frames == 16
+
+
+def test_temporal_stem_shapes_and_min_frames() -> None:
+    """The embedded zoo's TPN front end: 5x7x7 stem, temporal stride 4, all stages inflated, scales (8, 8)."""
+    net = small_tpn(
+        stem_temporal_kernel=5, stem_temporal_stride=4, temporal_scales=(8, 8), inflate=(True,) * 4
+    ).eval()
+    assert net.conv1.weight.shape == (8, 3, 5, 7, 7) and net.min_frames == 32
+    assert all(block.conv1.kernel_size == (3, 1, 1) for block in residual_blocks(net))
+    seen: list[torch.Tensor] = []
+    net.layer4.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    with torch.no_grad():
+        logits = net(torch.rand(1, 3, 32, 32, 32, generator=torch.Generator().manual_seed(6)))
+    assert logits.shape == (1, 5) and seen[0].shape == (1, 256, 8, 1, 1)
+    with pytest.raises(ValueError, match=r"min_frames=32.*stride of 4.*T=28"):
+        net(torch.rand(1, 3, 28, 32, 32))

@@ -33,6 +33,10 @@ Architecture (gluoncv's configuration, the defaults here):
     not change the logits; here `forward_with_aux` exposes it for training.
 - Head: global average pool, dropout 0.5, linear classifier.
 
+Options beyond gluoncv's configuration (defaults reproduce it): `inflate` picks the inflated stages, and
+`stem_temporal_kernel` / `stem_temporal_stride` give the stem a temporal extent and stride (the embedded
+zoo's small TPNs use a 5x7x7 stem with temporal stride 4, see `vidadv.models.zoo`).
+
 Where gluoncv has hard-wired sizes, this code derives them so that tiny inputs work: global pooling is
 adaptive, the top-down upsampling interpolates to the lower level's size (at gluoncv's 32 frames that
 equals gluoncv's broadcasting), and the per-level temporal pool factors of the bottom-up and fusion
@@ -342,6 +346,10 @@ class TPN(nn.Module):
         dropout: dropout probability before the classifier (gluoncv: 0.5).
         neck_groups: groups of the neck's temporal-modulation and level-fusion convs (gluoncv: 32).
         inflate: per stage, whether its blocks' first conv is 3x1x1 (gluoncv: stages 3 and 4 only).
+        stem_temporal_kernel: temporal size of the stem conv, odd (gluoncv: 1, i.e. 1x7x7; 5 gives an
+            I3D-style 5x7x7 stem that sees motion at full resolution).
+        stem_temporal_stride: temporal stride of the stem conv (gluoncv: 1). With stride s the network
+            works on T/s time steps, so it needs `temporal_scales[-1] * s` frames.
         in_channels: input channels (3 for RGB).
         generator: random generator for the weight initialization (Kaiming normal convs, BN 1/0,
             classifier N(0, 0.01)); None uses torch's global generator.
@@ -364,6 +372,8 @@ class TPN(nn.Module):
         dropout: float = 0.5,
         neck_groups: int = 32,
         inflate: Sequence[bool] = (False, False, True, True),
+        stem_temporal_kernel: int = 1,
+        stem_temporal_stride: int = 1,
         in_channels: int = 3,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -378,6 +388,10 @@ class TPN(nn.Module):
         num_classes = positive_int("num_classes", num_classes)
         neck_groups = positive_int("neck_groups", neck_groups)
         in_channels = positive_int("in_channels", in_channels)
+        stem_temporal_kernel = positive_int("stem_temporal_kernel", stem_temporal_kernel)
+        stem_temporal_stride = positive_int("stem_temporal_stride", stem_temporal_stride)
+        if stem_temporal_kernel % 2 == 0:
+            raise ValueError(f"stem_temporal_kernel must be odd, got {stem_temporal_kernel}")
         if not isinstance(inflate, Sequence) or len(inflate) != 4:
             raise ValueError(f"inflate must be a sequence of 4 bools (one per stage), got {inflate!r}")
         if not 0.0 <= dropout < 1.0:
@@ -396,10 +410,15 @@ class TPN(nn.Module):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.temporal_scales = temporal_scales
-        self.min_frames = temporal_scales[-1]
+        self.min_frames = temporal_scales[-1] * stem_temporal_stride
 
         self.conv1 = nn.Conv3d(
-            in_channels, base_channels, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False
+            in_channels,
+            base_channels,
+            kernel_size=(stem_temporal_kernel, 7, 7),
+            stride=(stem_temporal_stride, 2, 2),
+            padding=(stem_temporal_kernel // 2, 3, 3),
+            bias=False,
         )
         self.bn1 = nn.BatchNorm3d(base_channels)
         self.relu = nn.ReLU()
@@ -431,7 +450,8 @@ class TPN(nn.Module):
         if x.shape[2] < self.min_frames:
             raise ValueError(
                 f"TPN needs at least min_frames={self.min_frames} frames (its temporal pyramid pools "
-                f"{self.temporal_scales} frames per level), got T={x.shape[2]} in shape {tuple(x.shape)}"
+                f"{self.temporal_scales} time steps per level, after a stem temporal stride of "
+                f"{self.conv1.stride[0]}), got T={x.shape[2]} in shape {tuple(x.shape)}"
             )
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
