@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every number and figure of docs/results.md on the embedded benchmark (CPU is fine:
-# about 1.5 h on 2 idle cores; each step resumes where it stopped when rerun).
+# about 1 h 45 min on 2 cores; each step resumes where it stopped when rerun).
 #   bash scripts/embedded_results.sh            # run folders under runs/, copies tables/plots to docs/results/
 set -euo pipefail
 cd "$(dirname "$0")/.."
