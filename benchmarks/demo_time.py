@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from vidadv.evaluation.demo import run_demo
+from vidadv.experiments.demo import run_demo
 
 
 def main() -> None:

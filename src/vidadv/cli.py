@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vidadv.evaluation.demo import run_demo
+    from vidadv.experiments.demo import run_demo
 
     return run_demo(out_dir=args.out, quick=args.quick, clips_per_class=args.clips_per_class, seed=args.seed)
 
@@ -31,19 +31,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from vidadv.evaluation import run_select
+    from vidadv.experiments import run_select
 
     return run_select(args.config, force=args.force)
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
-    from vidadv.evaluation import run_attack
+    from vidadv.experiments import run_attack
 
     return run_attack(args.config, force=args.force, resume=not args.no_resume)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from vidadv.evaluation import run_evaluate
+    from vidadv.experiments import run_evaluate
 
     return run_evaluate(
         args.run,
@@ -56,7 +56,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from vidadv.evaluation import run_compare
+    from vidadv.experiments import run_compare
 
     return run_compare(
         args.run,
@@ -70,13 +70,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from vidadv.analysis import run_analyze
+    from vidadv.experiments import run_analyze
 
     return run_analyze(args.config, force=args.force)
 
 
 def _cmd_ablation(args: argparse.Namespace) -> int:
-    from vidadv.analysis.ablation import run_ablation_report
+    from vidadv.experiments.ablation import run_ablation_report
 
     return run_ablation_report(
         args.run,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tests.evaluation.fakes import FakeDataset, config_dict, load_fake_config
-from vidadv.analysis.ablation import (
+from vidadv.experiments.ablation import (
     TT_DEFAULTS,
     TTVariant,
     attack_costs,
@@ -27,11 +27,11 @@ from vidadv.analysis.ablation import (
     tt_variants,
 )
 from vidadv.attacks import build_attack
-from vidadv.evaluation import run_attack, run_select
-from vidadv.evaluation.config import ModelSpec, config_from_dict, load_config
-from vidadv.evaluation.io import load_tensors
-from vidadv.evaluation.runtime import RunLayout
-from vidadv.evaluation.stats import paired_bootstrap_diff
+from vidadv.experiments import run_attack, run_select
+from vidadv.experiments.config import ModelSpec, config_from_dict, load_config
+from vidadv.utils.io import load_tensors
+from vidadv.experiments.runtime import RunLayout
+from vidadv.utils.stats import paired_bootstrap_diff
 from vidadv.models.common import ResidualBlock
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from tests.attacks.tiny_models import TinyConv, clips
-from vidadv.analysis.gradcam import grad_cam, resolve_layer
+from vidadv.models.gradcam import grad_cam, resolve_layer
 
 
 class Wrapped(nn.Module):

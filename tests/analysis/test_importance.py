@@ -211,7 +211,7 @@ def test_bad_arguments_give_clear_errors(conv_setup) -> None:
 
 
 def test_gradcam_importance_peaks_at_the_frame_a_model_sees() -> None:
-    pytest.importorskip("vidadv.analysis.gradcam")
+    pytest.importorskip("vidadv.models.gradcam")
     labels = [0, 1, 2]
     clips = channel_clips(labels, frames=8, seed=2)
     y = torch.tensor(labels)
@@ -227,7 +227,7 @@ def test_gradcam_importance_peaks_at_the_frame_a_model_sees() -> None:
 
 
 def test_gradcam_importance_maps_strided_layer_back_to_frames() -> None:
-    pytest.importorskip("vidadv.analysis.gradcam")
+    pytest.importorskip("vidadv.models.gradcam")
 
     class StridedNet(torch.nn.Module):
         def __init__(self) -> None:

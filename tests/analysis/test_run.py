@@ -12,7 +12,7 @@ import yaml
 
 from tests.analysis.standins import FrameModel, TinyConvNet, channel_clips
 from vidadv.analysis.plots import heatmap_title
-from vidadv.analysis.run import (
+from vidadv.experiments.analyze import (
     CONFIG_KEYS,
     AnalysisModelSpec,
     load_analysis_config,

@@ -12,7 +12,7 @@ import torch
 import yaml
 from torch import nn
 
-from vidadv.evaluation.config import ExperimentConfig, ModelSpec, load_config
+from vidadv.experiments.config import ExperimentConfig, ModelSpec, load_config
 
 NUM_CLASSES = 3
 CLIP_SHAPE = (3, 8, 16, 16)

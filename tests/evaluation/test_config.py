@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.evaluation.fakes import config_dict
-from vidadv.evaluation.config import ConfigError, config_from_dict, load_config
+from vidadv.experiments.config import ConfigError, config_from_dict, load_config
 from vidadv.evaluation.paper import PAPER_NUMBERS
 
 REPO = Path(__file__).resolve().parents[2]

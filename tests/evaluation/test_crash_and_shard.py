@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.evaluation.fakes import FACTORIES, load_fake_config, write_config
-from vidadv.evaluation import run_attack
-from vidadv.evaluation.io import TEMP_SUFFIX, load_tensor_metadata, load_tensors
+from vidadv.experiments import run_attack
+from vidadv.utils.io import TEMP_SUFFIX, load_tensor_metadata, load_tensors
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "tests" / "evaluation" / "worker.py"

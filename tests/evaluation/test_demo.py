@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from vidadv.evaluation.demo import DEMO_PAIRS, QUICK_ATTACKS, ZOO_MODELS, demo_config, run_demo
-from vidadv.evaluation.stats import paired_bootstrap_diff
+from vidadv.experiments.demo import DEMO_PAIRS, QUICK_ATTACKS, ZOO_MODELS, demo_config, run_demo
+from vidadv.utils.stats import paired_bootstrap_diff
 
 
 def test_demo_config_validates_and_lists_the_issue_attacks(tmp_path: Path) -> None:
-    from vidadv.evaluation.config import config_from_dict
+    from vidadv.experiments.config import config_from_dict
 
     config = config_from_dict(demo_config(tmp_path), source="test")
     names = [a.name for a in config.attacks]

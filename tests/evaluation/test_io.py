@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidadv.evaluation.io import (
+from vidadv.utils.io import (
     TEMP_SUFFIX,
     atomic_save_tensors,
     atomic_write_bytes,

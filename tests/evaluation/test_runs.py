@@ -24,10 +24,10 @@ from tests.evaluation.fakes import (
     model_factory,
     write_config,
 )
-from vidadv.evaluation import run_attack, run_compare, run_evaluate, run_select
-from vidadv.evaluation.config import ConfigError, ModelSpec
-from vidadv.evaluation.io import load_tensor_metadata, load_tensors
-from vidadv.evaluation.runtime import RunLayout
+from vidadv.experiments import run_attack, run_compare, run_evaluate, run_select
+from vidadv.experiments.config import ConfigError, ModelSpec
+from vidadv.utils.io import load_tensor_metadata, load_tensors
+from vidadv.experiments.runtime import RunLayout
 
 EPS = 4 / 255
 
@@ -78,7 +78,7 @@ def _blurred_codec(clip: torch.Tensor) -> torch.Tensor:
 
 
 def test_default_variant_transforms_are_8_bit_rounding_and_an_h264_round_trip() -> None:
-    from vidadv.evaluation.evaluate import default_transform
+    from vidadv.experiments.evaluate import default_transform
 
     t, y, x = torch.arange(8).view(8, 1, 1), torch.arange(32).view(1, 32, 1), torch.arange(32).view(1, 1, 32)
     smooth = torch.stack(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidadv.evaluation.stats import (
+from vidadv.utils.stats import (
     binomial_two_sided_p,
     bootstrap_mean_ci,
     mcnemar,

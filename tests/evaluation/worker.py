@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from tests.evaluation.fakes import FACTORIES, load_fake_config
-from vidadv.evaluation import run_attack
+from vidadv.experiments import run_attack
 
 
 def main(argv: list[str]) -> int:

@@ -1,8 +1,8 @@
 """vidadv.analysis: the temporal-pattern analysis of the TT paper (Figure 2).
 
 Frame importance per clip and model (Grad-CAM, zero-padding, mean-padding; `importance`), Spearman rank
-correlation between models (`correlation`), heatmaps (`plots`) and the `vidadv analyze` run (`run`).
-`vidadv.analysis.gradcam` (Grad-CAM itself) is imported on use only.
+correlation between models (`correlation`) and heatmaps (`plots`). The `vidadv analyze` command is
+`vidadv.experiments.analyze`; Grad-CAM itself is `vidadv.models.gradcam`.
 """
 
 from vidadv.analysis.correlation import (
@@ -24,33 +24,21 @@ from vidadv.analysis.importance import (
     zero_padding_importance,
 )
 from vidadv.analysis.plots import correlation_heatmap_png
-from vidadv.analysis.run import (
-    AnalysisConfig,
-    AnalysisModelSpec,
-    load_analysis_config,
-    run_analysis,
-    run_analyze,
-)
 
 __all__ = [
     "GRADCAM_TEMPORAL_MAPPINGS",
     "IMPORTANCE_METHODS",
     "MEAN_PADDING_BOUNDARIES",
-    "AnalysisConfig",
-    "AnalysisModelSpec",
     "PairwiseSpearman",
     "average_ranks",
     "correlation_heatmap_png",
     "frame_importance",
     "gradcam_importance",
-    "load_analysis_config",
     "map_to_input_frames",
     "mean_off_diagonal",
     "mean_padding_importance",
     "occlusion_importance",
     "pairwise_spearman",
-    "run_analysis",
-    "run_analyze",
     "spearman_correlation",
     "zero_padding_importance",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vidadv.evaluation.stats import bootstrap_mean_ci
+from vidadv.utils.stats import bootstrap_mean_ci
 
 
 def average_ranks(values: torch.Tensor) -> torch.Tensor:

@@ -310,7 +310,7 @@ def gradcam_importance(
 ) -> torch.Tensor:
     """Grad-CAM frame importance (N, T): spatial mean of the Grad-CAM map per temporal slice of ``layer``
     (default: the classifier's ``attention_layer``), mapped back to the T input frames."""
-    from vidadv.analysis.gradcam import grad_cam  # lazy: written by the attacks helper
+    from vidadv.models.gradcam import grad_cam  # lazy: written by the attacks helper
 
     _check_clips_and_labels(clips, labels)
     if temporal_mapping not in GRADCAM_TEMPORAL_MAPPINGS:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vidadv.analysis.gradcam import resolve_layer
+from vidadv.models.gradcam import resolve_layer
 from vidadv.attacks.gradients import (
     LOSSES,
     ModelGradient,

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidadv.analysis.gradcam import logits_and_cam
+from vidadv.models.gradcam import logits_and_cam
 
 __all__ = [
     "ModelGradient",

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from vidadv.evaluation.io import atomic_write_bytes, atomic_write_text
+from vidadv.utils.io import atomic_write_bytes, atomic_write_text
 
 # ------------------------------------------------------------------------------------------------
 # ASR matrix

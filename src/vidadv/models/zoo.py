@@ -804,7 +804,7 @@ def run_train(
 
     Returns 0 (the CLI's exit status). Prints a summary table.
     """
-    from vidadv.evaluation.io import atomic_write_bytes, atomic_write_json
+    from vidadv.utils.io import atomic_write_bytes, atomic_write_json
 
     names = _check_models(models)
     recipe = recipe or Recipe()

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from vidadv.evaluation.config import AttackSpec, ConfigError, ExperimentConfig, resolve_device
-from vidadv.evaluation.distributed import (
+from vidadv.experiments.config import AttackSpec, ConfigError, ExperimentConfig, resolve_device
+from vidadv.utils.distributed import (
     DistContext,
     all_gather_objects,
     barrier,
@@ -39,14 +39,14 @@ from vidadv.evaluation.distributed import (
     init_distributed,
     shard,
 )
-from vidadv.evaluation.io import (
+from vidadv.utils.io import (
     atomic_save_tensors,
     atomic_write_json,
     atomic_write_text,
     load_tensor_metadata,
     remove_stale_temporaries,
 )
-from vidadv.evaluation.runtime import (
+from vidadv.experiments.runtime import (
     ADV_FORMAT,
     RUN_FORMAT,
     AttackFactory,
@@ -68,7 +68,7 @@ from vidadv.evaluation.runtime import (
     selected_clips,
     versions,
 )
-from vidadv.evaluation.select import compute_selection
+from vidadv.experiments.select import compute_selection
 
 RECORD_FIELDS = (
     "whitebox",

@@ -41,12 +41,12 @@ from typing import Any
 from torch import nn
 
 from vidadv.attacks.temporal import SHIFT_STRATEGIES, WEIGHT_KINDS
-from vidadv.evaluation.config import ExperimentConfig
-from vidadv.evaluation.evaluate import FLOAT, LoadedRun, collect_predictions, compare_attacks, load_run
-from vidadv.evaluation.io import atomic_write_bytes, atomic_write_text
+from vidadv.experiments.config import ExperimentConfig
+from vidadv.experiments.evaluate import FLOAT, LoadedRun, collect_predictions, compare_attacks, load_run
+from vidadv.utils.io import atomic_write_bytes, atomic_write_text
 from vidadv.evaluation.report import csv_text, markdown_table
-from vidadv.evaluation.runtime import ModelFactory, format_table, jsonable
-from vidadv.evaluation.stats import bootstrap_mean_ci
+from vidadv.experiments.runtime import ModelFactory, format_table, jsonable
+from vidadv.utils.stats import bootstrap_mean_ci
 
 __all__ = [
     "TT_DEFAULTS",

@@ -62,7 +62,7 @@ from vidadv.analysis.importance import (
     normalize_method_name,
 )
 from vidadv.analysis.plots import correlation_heatmap_png, heatmap_title
-from vidadv.evaluation.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from vidadv.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 SUMMARY_FILE = "summary.json"
 
@@ -335,7 +335,7 @@ def _unpack_item(item: Any, index: int) -> tuple[torch.Tensor, int, str]:
 
 
 def _check_gradcam_layers(models: Mapping[str, nn.Module], specs: Sequence[AnalysisModelSpec]) -> None:
-    from vidadv.analysis.gradcam import resolve_layer  # lazy: written by the attacks helper
+    from vidadv.models.gradcam import resolve_layer  # lazy: written by the attacks helper
 
     for spec in specs:
         model = models[spec.display_name]

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from vidadv.evaluation.config import ConfigError, ExperimentConfig, resolve_device
-from vidadv.evaluation.distributed import (
+from vidadv.experiments.config import ConfigError, ExperimentConfig, resolve_device
+from vidadv.utils.distributed import (
     DistContext,
     all_gather_objects,
     barrier,
@@ -27,8 +27,8 @@ from vidadv.evaluation.distributed import (
     init_distributed,
     shard,
 )
-from vidadv.evaluation.io import atomic_write_json, atomic_write_text
-from vidadv.evaluation.runtime import (
+from vidadv.utils.io import atomic_write_json, atomic_write_text
+from vidadv.experiments.runtime import (
     SELECTION_FORMAT,
     DatasetFactory,
     ModelFactory,

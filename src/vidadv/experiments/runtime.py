@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from vidadv.evaluation.config import ExperimentConfig, ModelSpec, load_config
-from vidadv.evaluation.io import read_json
+from vidadv.experiments.config import ExperimentConfig, ModelSpec, load_config
+from vidadv.utils.io import read_json
 
 SELECTION_FORMAT = "vidadv-selection/1"
 RUN_FORMAT = "vidadv-run/1"

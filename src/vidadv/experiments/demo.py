@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from vidadv.evaluation.io import atomic_write_json, atomic_write_text, load_tensors
+from vidadv.utils.io import atomic_write_json, atomic_write_text, load_tensors
 from vidadv.evaluation.report import (
     AsrMatrix,
     HtmlTable,
@@ -129,7 +129,7 @@ def _check_zoo() -> None:
 
 
 def _pair_rows(run: Any, predictions: dict, attacks: list[str]) -> list[dict[str, Any]]:
-    from vidadv.evaluation.evaluate import compare_attacks
+    from vidadv.experiments.evaluate import compare_attacks
 
     rows = []
     for with_tt, without in DEMO_PAIRS:
@@ -160,7 +160,7 @@ def _pair_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
 
 
 def _print_table(title: str, header: Sequence[str], body: Sequence[Sequence[str]]) -> None:
-    from vidadv.evaluation.runtime import format_table
+    from vidadv.experiments.runtime import format_table
 
     print(f"\n== {title} ==")
     print(format_table(header, body))
@@ -176,10 +176,10 @@ def run_demo(
     progress: bool = True,
 ) -> int:
     """Run the demo; returns an exit code. See the module docstring."""
-    from vidadv.evaluation import run_attack, run_select
-    from vidadv.evaluation.config import config_from_dict
-    from vidadv.evaluation.evaluate import FLOAT, collect_predictions, load_run, outcome_rows
-    from vidadv.evaluation.runtime import default_dataset_factory, jsonable, versions
+    from vidadv.experiments import run_attack, run_select
+    from vidadv.experiments.config import config_from_dict
+    from vidadv.experiments.evaluate import FLOAT, collect_predictions, load_run, outcome_rows
+    from vidadv.experiments.runtime import default_dataset_factory, jsonable, versions
 
     started = time.perf_counter()
     _check_zoo()
@@ -295,7 +295,7 @@ def _summary_text(config: Any, n_clips: int) -> str:
 
 def _gallery(run: Any, out: Path, dataset_factory: Any, count: int = 3) -> list[Any]:
     """Clean / adversarial / amplified-perturbation GIFs for a few clips (TT(10) or the last attack)."""
-    from vidadv.evaluation.runtime import check_item, slug
+    from vidadv.experiments.runtime import check_item, slug
 
     dataset = dataset_factory(dict(run.config.dataset))
     names = [a.name for a in run.config.attacks]

@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vidadv.evaluation.config import ExperimentConfig, config_from_dict, resolve_device
-from vidadv.evaluation.distributed import distributed_env
-from vidadv.evaluation.io import atomic_write_json, atomic_write_text, load_tensors, read_json
+from vidadv.experiments.config import ExperimentConfig, config_from_dict, resolve_device
+from vidadv.utils.distributed import distributed_env
+from vidadv.utils.io import atomic_write_json, atomic_write_text, load_tensors, read_json
 from vidadv.evaluation.paper import PAPER_NUMBERS, paper_number
 from vidadv.evaluation.report import (
     AsrMatrix,
@@ -38,7 +38,7 @@ from vidadv.evaluation.report import (
     write_asr_tables,
     write_html_report,
 )
-from vidadv.evaluation.runtime import (
+from vidadv.experiments.runtime import (
     DatasetFactory,
     ModelFactory,
     RunLayout,
@@ -56,7 +56,7 @@ from vidadv.evaluation.runtime import (
     slug,
     versions,
 )
-from vidadv.evaluation.stats import (
+from vidadv.utils.stats import (
     Interval,
     bootstrap_mean_ci,
     mcnemar,
