@@ -19,13 +19,13 @@ import json
 import math
 from pathlib import Path
 
-from vidadv.experiments.evaluate import _ci_text  # the Table-1 cell format of `vidadv evaluate`
-from vidadv.utils.io import atomic_write_text
 from vidadv.evaluation.paper import PAPER_NUMBERS
 from vidadv.evaluation.report import markdown_table
+from vidadv.experiments.evaluate import _ci_text  # the Table-1 cell format of `vidadv evaluate`
 from vidadv.experiments.runtime import slug
-from vidadv.utils.stats import bootstrap_mean_ci
 from vidadv.models.zoo import ZOO_SPECS
+from vidadv.utils.io import atomic_write_text
+from vidadv.utils.stats import bootstrap_mean_ci
 
 BUDGETS = (("16/255", ""), ("8/255", "_eps8"), ("4/255", "_eps4"))
 PAIRS = (

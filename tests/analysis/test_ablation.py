@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tests.evaluation.fakes import FakeDataset, config_dict, load_fake_config
+from vidadv.attacks import build_attack
+from vidadv.experiments import run_attack, run_select
 from vidadv.experiments.ablation import (
     TT_DEFAULTS,
     TTVariant,
@@ -26,13 +28,11 @@ from vidadv.experiments.ablation import (
     run_ablation_report,
     tt_variants,
 )
-from vidadv.attacks import build_attack
-from vidadv.experiments import run_attack, run_select
 from vidadv.experiments.config import ModelSpec, config_from_dict, load_config
-from vidadv.utils.io import load_tensors
 from vidadv.experiments.runtime import RunLayout
-from vidadv.utils.stats import paired_bootstrap_diff
 from vidadv.models.common import ResidualBlock
+from vidadv.utils.io import load_tensors
+from vidadv.utils.stats import paired_bootstrap_diff
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from tests.evaluation.fakes import config_dict
-from vidadv.experiments.config import ConfigError, config_from_dict, load_config
 from vidadv.evaluation.paper import PAPER_NUMBERS
+from vidadv.experiments.config import ConfigError, config_from_dict, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER_CONFIGS = {

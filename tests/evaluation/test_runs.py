@@ -26,8 +26,8 @@ from tests.evaluation.fakes import (
 )
 from vidadv.experiments import run_attack, run_compare, run_evaluate, run_select
 from vidadv.experiments.config import ConfigError, ModelSpec
-from vidadv.utils.io import load_tensor_metadata, load_tensors
 from vidadv.experiments.runtime import RunLayout
+from vidadv.utils.io import load_tensor_metadata, load_tensors
 
 EPS = 4 / 255
 

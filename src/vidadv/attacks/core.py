@@ -29,7 +29,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vidadv.models.gradcam import resolve_layer
 from vidadv.attacks.gradients import (
     LOSSES,
     ModelGradient,
@@ -50,6 +49,7 @@ from vidadv.attacks.transforms import (
     VarianceTuning,
     total_copies,
 )
+from vidadv.models.gradcam import resolve_layer
 
 __all__ = ["Attack", "build_attack", "available_attacks", "ATTACK_NAMES", "CANONICAL_ORDER"]
 

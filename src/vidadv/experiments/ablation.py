@@ -41,11 +41,11 @@ from typing import Any
 from torch import nn
 
 from vidadv.attacks.temporal import SHIFT_STRATEGIES, WEIGHT_KINDS
+from vidadv.evaluation.report import csv_text, markdown_table
 from vidadv.experiments.config import ExperimentConfig
 from vidadv.experiments.evaluate import FLOAT, LoadedRun, collect_predictions, compare_attacks, load_run
-from vidadv.utils.io import atomic_write_bytes, atomic_write_text
-from vidadv.evaluation.report import csv_text, markdown_table
 from vidadv.experiments.runtime import ModelFactory, format_table, jsonable
+from vidadv.utils.io import atomic_write_bytes, atomic_write_text
 from vidadv.utils.stats import bootstrap_mean_ci
 
 __all__ = [

@@ -25,7 +25,6 @@ from typing import Any
 
 import yaml
 
-from vidadv.utils.io import atomic_write_json, atomic_write_text, load_tensors
 from vidadv.evaluation.report import (
     AsrMatrix,
     HtmlTable,
@@ -38,6 +37,7 @@ from vidadv.evaluation.report import (
     write_asr_tables,
     write_html_report,
 )
+from vidadv.utils.io import atomic_write_json, atomic_write_text, load_tensors
 
 ZOO_MODELS = ("nl-s", "nl-l", "slowfast-s", "slowfast-l", "tpn-s", "tpn-l")
 WHITEBOX_MODELS = ("nl-l", "slowfast-l", "tpn-l")

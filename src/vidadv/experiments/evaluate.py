@@ -22,9 +22,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vidadv.experiments.config import ExperimentConfig, config_from_dict, resolve_device
-from vidadv.utils.distributed import distributed_env
-from vidadv.utils.io import atomic_write_json, atomic_write_text, load_tensors, read_json
 from vidadv.evaluation.paper import PAPER_NUMBERS, paper_number
 from vidadv.evaluation.report import (
     AsrMatrix,
@@ -38,6 +35,7 @@ from vidadv.evaluation.report import (
     write_asr_tables,
     write_html_report,
 )
+from vidadv.experiments.config import ExperimentConfig, config_from_dict, resolve_device
 from vidadv.experiments.runtime import (
     DatasetFactory,
     ModelFactory,
@@ -56,6 +54,8 @@ from vidadv.experiments.runtime import (
     slug,
     versions,
 )
+from vidadv.utils.distributed import distributed_env
+from vidadv.utils.io import atomic_write_json, atomic_write_text, load_tensors, read_json
 from vidadv.utils.stats import (
     Interval,
     bootstrap_mean_ci,

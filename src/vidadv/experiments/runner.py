@@ -31,21 +31,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from vidadv.experiments.config import AttackSpec, ConfigError, ExperimentConfig, resolve_device
-from vidadv.utils.distributed import (
-    DistContext,
-    all_gather_objects,
-    barrier,
-    finalize,
-    init_distributed,
-    shard,
-)
-from vidadv.utils.io import (
-    atomic_save_tensors,
-    atomic_write_json,
-    atomic_write_text,
-    load_tensor_metadata,
-    remove_stale_temporaries,
-)
 from vidadv.experiments.runtime import (
     ADV_FORMAT,
     RUN_FORMAT,
@@ -69,6 +54,21 @@ from vidadv.experiments.runtime import (
     versions,
 )
 from vidadv.experiments.select import compute_selection
+from vidadv.utils.distributed import (
+    DistContext,
+    all_gather_objects,
+    barrier,
+    finalize,
+    init_distributed,
+    shard,
+)
+from vidadv.utils.io import (
+    atomic_save_tensors,
+    atomic_write_json,
+    atomic_write_text,
+    load_tensor_metadata,
+    remove_stale_temporaries,
+)
 
 RECORD_FIELDS = (
     "whitebox",

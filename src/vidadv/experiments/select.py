@@ -19,15 +19,6 @@ import torch
 from tqdm.auto import tqdm
 
 from vidadv.experiments.config import ConfigError, ExperimentConfig, resolve_device
-from vidadv.utils.distributed import (
-    DistContext,
-    all_gather_objects,
-    barrier,
-    finalize,
-    init_distributed,
-    shard,
-)
-from vidadv.utils.io import atomic_write_json, atomic_write_text
 from vidadv.experiments.runtime import (
     SELECTION_FORMAT,
     DatasetFactory,
@@ -42,6 +33,15 @@ from vidadv.experiments.runtime import (
     prepare_model,
     same_shape_runs,
 )
+from vidadv.utils.distributed import (
+    DistContext,
+    all_gather_objects,
+    barrier,
+    finalize,
+    init_distributed,
+    shard,
+)
+from vidadv.utils.io import atomic_write_json, atomic_write_text
 
 MISSING_FILE = "missing file"
 DECODE_ERROR = "decode error"
