@@ -441,18 +441,29 @@ class Attack:
         finally:
             self.model.train(was_training)
 
-    def estimate_gradient(self, x: torch.Tensor, y: Any, target: Any = None) -> torch.Tensor:
+    def estimate_gradient(
+        self, x: torch.Tensor, y: Any, target: Any = None, *, seed: int | None = None
+    ) -> torch.Tensor:
         """The attack's gradient estimate at `x` (first step: transforms, SGM, ATA and TI applied;
-        no momentum), e.g. TT's weighted sum of rolled gradients."""
+        no momentum), e.g. TT's weighted sum of rolled gradients. `seed` overrides the built seed."""
         x, loss_labels, labels = self._prepare(x, y, target)
-        ctx = StepContext(clip_generators(x, self.options["seed"]), self.eps)
+        ctx = StepContext(clip_generators(x, self._call_seed(seed)), self.eps)
         with self._attack_mode():
             return self._estimate(x, loss_labels, labels, x, ctx).detach()
 
-    def __call__(self, x: torch.Tensor, y: Any, target: Any = None) -> torch.Tensor:
-        """Adversarial clips for clean clips `x` (N, C, T, H, W) in [0, 1] with labels `y` (N,)."""
+    def _call_seed(self, seed: int | None) -> int:
+        return self.options["seed"] if seed is None else _seed("seed", seed)
+
+    def __call__(
+        self, x: torch.Tensor, y: Any, target: Any = None, *, seed: int | None = None
+    ) -> torch.Tensor:
+        """Adversarial clips for clean clips `x` (N, C, T, H, W) in [0, 1] with labels `y` (N,).
+
+        `seed` (default: the `seed` option) seeds the per-clip random draws of this call, so one built
+        attack serves many batches with their own seeds.
+        """
         x, loss_labels, labels = self._prepare(x, y, target)
-        ctx = StepContext(clip_generators(x, self.options["seed"]), self.eps)
+        ctx = StepContext(clip_generators(x, self._call_seed(seed)), self.eps)
         decay = self.options.get("decay", 1.0)
         with self._attack_mode():
             x_adv = self._random_start(x, ctx) if self.random_start else x.clone()

@@ -6,9 +6,15 @@ the *shift length* L (2L+1 temporally shifted copies; Figure 4, L = 1..9), the *
 averages the copies' gradients (uniform / linear / gaussian) and the *shifting strategy* (adjacent /
 random / remote shifts; Table 2), each for TT(1) (one step) and TT(10) (ten steps).
 
-Attack naming convention
-------------------------
-An ablation run is an ordinary `vidadv attack` run whose TT attacks (spec ``tt``) are named::
+Which attacks are TT ablation attacks
+-------------------------------------
+An ablation run is an ordinary `vidadv attack` run. `vidadv attack` records each attack's structured
+settings (canonical spec, steps, every resolved option; `runner.attack_settings`), and every attack whose
+spec is plain ``tt`` is an ablation attack, read from those settings: n = its steps, L, weights and
+strategy = its options (build_attack's defaults filled in). Display names are free. Attacks with other
+specs (``mi+tt``, ``fgsm``, ...) and TT attacks with an explicit weight vector are ignored.
+
+Runs made before the settings were recorded are read from their display names instead::
 
     TT(<n>) [L=<int>] [weights=uniform|linear|gaussian] [strategy=adjacent|random|remote]
 
@@ -16,9 +22,10 @@ e.g. ``TT(1) L=3``, ``TT(10) weights=linear``, ``TT(10) strategy=remote``. ``<n>
 attack iterations (it must equal the attack's resolved ``steps``); a setting left out means TT's default
 (L = 7, gaussian, adjacent), so plain ``TT(10)`` is the default cell shared by all three ablations. The
 name must agree with the attack's options (checked; a mismatch is a ``ValueError``). Names that do not
-start with ``TT(`` (``MI+TT(10)``, ``FGSM``, ...) are ignored.
+start with ``TT(`` (``MI+TT(10)``, ``FGSM``, ...) are ignored. New configs keep this convention so their
+tables read well.
 
-Which ablations a run contains follows from the names: attacks with the same n and the same weights and
+Which ablations a run contains follows from the settings: attacks with the same n and the same weights and
 strategy but at least two shift lengths form an L sweep; the same n, L and strategy with at least two
 weight kinds form a weights ablation; the same n, L and weights with at least two strategies a strategy
 ablation. `run_ablation_report` writes tables (CSV + Markdown), Figure-4-style plots and the paired
@@ -30,7 +37,6 @@ interval resampling clips.
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -41,12 +47,19 @@ from typing import Any
 from torch import nn
 
 from vidadv.attacks.temporal import SHIFT_STRATEGIES, WEIGHT_KINDS
-from vidadv.evaluation.report import csv_text, markdown_table
+from vidadv.evaluation.outcomes import (
+    BLACKBOX_AVERAGE,
+    BlackboxCell,
+    Outcomes,
+    blackbox_cell,
+    paired_differences,
+)
+from vidadv.evaluation.report import ReportWriter, csv_text, format_table, markdown_table
 from vidadv.experiments.config import ExperimentConfig
-from vidadv.experiments.evaluate import FLOAT, LoadedRun, collect_predictions, compare_attacks, load_run
-from vidadv.experiments.runtime import ModelFactory, format_table, jsonable
-from vidadv.utils.io import atomic_write_bytes, atomic_write_text
-from vidadv.utils.stats import bootstrap_mean_ci
+from vidadv.experiments.evaluate import FLOAT, LoadedRun, collect_predictions, load_run, run_outcomes
+from vidadv.experiments.runner import recorded_attack_settings
+from vidadv.experiments.runtime import ModelFactory
+from vidadv.utils.io import atomic_write_bytes
 
 __all__ = [
     "TT_DEFAULTS",
@@ -58,6 +71,7 @@ __all__ = [
     "parse_tt_name",
     "format_tt_name",
     "tt_variants",
+    "settings_variant",
     "detect_ablations",
     "attack_costs",
     "plot_shift_length",
@@ -181,10 +195,33 @@ def format_tt_name(
     return name
 
 
-def tt_variants(config: ExperimentConfig) -> list[TTVariant]:
-    """The run's attacks that follow the naming convention, checked against their spec and options."""
+def settings_variant(settings: Mapping[str, Any]) -> TTVariant | None:
+    """The TT variant of an attack's recorded settings (`runner.attack_settings`); None when its spec is
+    not plain "tt" or its weights are an explicit vector rather than a kind."""
+    if settings.get("spec") != "tt":
+        return None
+    options = settings.get("options", {})
+    resolved = {key: options.get(key, default) for key, default in TT_DEFAULTS.items()}
+    steps = settings.get("steps", options.get("steps"))
+    if resolved["weights"] not in WEIGHT_KINDS:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, int) or not isinstance(resolved["shift_length"], int):
+        raise ValueError(f"attack {settings.get('name')!r}: recorded settings without integer steps / L")
+    return TTVariant(name=str(settings["name"]), iterations=steps, **resolved)
+
+
+def tt_variants(
+    config: ExperimentConfig, settings: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[TTVariant]:
+    """The run's TT ablation attacks: from their recorded `settings` ({attack name: settings}) where the
+    run has them, else from their names (the convention above, checked against their spec and options)."""
     variants = []
     for attack in config.attacks:
+        if settings and attack.name in settings:
+            recorded = settings_variant(settings[attack.name])
+            if recorded is not None:
+                variants.append(recorded)
+            continue
         variant = parse_tt_name(attack.name)
         if variant is None:
             continue
@@ -314,50 +351,21 @@ def attack_costs(
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Cell:
-    """Outcomes of one (white-box, attack): per-model ASR and the black-box average with its interval."""
-
-    attack: str
-    n_clips: int
-    asr: Mapping[str, float]
-    average: float | None
-    lo: float | None
-    hi: float | None
-
-
-def _cell(
-    run: LoadedRun, predictions: Mapping[tuple[str, str, str], Mapping[str, int]], whitebox: str, attack: str
-) -> _Cell:
-    config = run.config
-    others = [m for m in config.model_labels if m != whitebox]
-    fooled: dict[str, list[int]] = {m: [] for m in others}
-    fractions: list[float] = []
-    for clip in run.clips:
-        preds = predictions.get((whitebox, attack, clip.clip_id))
-        if preds is None:
-            continue
-        flags = [int(preds[m] != clip.label) for m in others]
-        for model, flag in zip(others, flags, strict=True):
-            fooled[model].append(flag)
-        if others:
-            fractions.append(sum(flags) / len(others))
-    n = len(fractions)
-    if n == 0:
-        return _Cell(attack, 0, {}, None, None, None)
-    interval = bootstrap_mean_ci(fractions, n_boot=config.bootstrap_samples, seed=config.seed)
-    asr = {m: sum(v) / len(v) for m, v in fooled.items()}
-    return _Cell(attack, n, asr, interval.estimate, interval.lo, interval.hi)
-
-
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.2f}"
 
 
-def _ci(cell: _Cell) -> str:
-    if cell.average is None or cell.lo is None or cell.hi is None:
+def _average_fields(cell: BlackboxCell) -> dict[str, float | None]:
+    """The black-box average and its interval bounds (None without clips)."""
+    if cell.interval is None:
+        return {"average": None, "lo": None, "hi": None}
+    return {"average": cell.interval.estimate, "lo": cell.interval.lo, "hi": cell.interval.hi}
+
+
+def _ci(cell: BlackboxCell) -> str:
+    if cell.interval is None:
         return "-"
-    return f"{100 * cell.average:.2f} [{100 * cell.lo:.1f}, {100 * cell.hi:.1f}]"
+    return f"{100 * cell.interval.estimate:.2f} [{100 * cell.interval.lo:.1f}, {100 * cell.interval.hi:.1f}]"
 
 
 def _file_part(text: str) -> str:
@@ -430,26 +438,26 @@ def _paper_text(value: float | None, signed: bool = False) -> str:
 class _Report:
     """Tables, plots and the JSON summary of one ablation report (see `run_ablation_report`)."""
 
-    def __init__(
-        self,
-        run: LoadedRun,
-        predictions: Mapping[tuple[str, str, str], Mapping[str, int]],
-        folder: Path,
-    ) -> None:
-        self.run, self.config, self.predictions, self.folder = run, run.config, predictions, folder
+    def __init__(self, run: LoadedRun, outcomes: Outcomes, folder: Path) -> None:
+        self.run, self.config, self.outcomes = run, run.config, outcomes
+        self.boot = {"n_boot": run.config.bootstrap_samples, "seed": run.config.seed}
         self.many_whiteboxes = len(self.config.whitebox) > 1
-        self.written: list[str] = []
+        self.writer = ReportWriter(folder)
+        self.folder = folder
         self.records: dict[str, list[dict[str, Any]]] = {"shift_length": [], "table2": [], "pairs": []}
-        self._cells: dict[tuple[str, str], _Cell] = {}
+        self._cells: dict[tuple[str, str], BlackboxCell] = {}
 
-    def cell(self, whitebox: str, attack: str) -> _Cell:
+    @property
+    def written(self) -> list[str]:
+        return self.writer.written
+
+    def cell(self, whitebox: str, attack: str) -> BlackboxCell:
         if (whitebox, attack) not in self._cells:
-            self._cells[(whitebox, attack)] = _cell(self.run, self.predictions, whitebox, attack)
+            self._cells[(whitebox, attack)] = blackbox_cell(self.outcomes, whitebox, attack, **self.boot)
         return self._cells[(whitebox, attack)]
 
     def write(self, name: str, text: str) -> None:
-        atomic_write_text(self.folder / name, text)
-        self.written.append(name)
+        self.writer.text(name, text)
 
     # ----- Figure 4 -----------------------------------------------------------------------------
     def shift_length(self, sweeps: Mapping[tuple[int, str, str], Sequence[TTVariant]]) -> None:
@@ -479,9 +487,7 @@ class _Report:
                             "attack": v.name,
                             "n_clips": c.n_clips,
                             "asr": dict(c.asr),
-                            "average": c.average,
-                            "lo": c.lo,
-                            "hi": c.hi,
+                            **_average_fields(c),
                         }
                     )
                 markdown += [f"### {title}\n", markdown_table(header, body) + "\n"]
@@ -493,12 +499,15 @@ class _Report:
                     figure = plot_shift_length(
                         [v.shift_length for v in present],
                         {m: [c.asr[m] for c in cells] for m in others},
-                        [c.average or 0.0 for c in cells],
+                        [_average_fields(c)["average"] or 0.0 for c in cells],
                         self.folder / _figure_name(n, weights, strategy, whitebox, self.many_whiteboxes),
                         title=f"TT({n}) ({weights}, {strategy}), white-box {whitebox}: transfer ASR",
-                        band=([c.lo or 0.0 for c in cells], [c.hi or 0.0 for c in cells]),
+                        band=(
+                            [_average_fields(c)["lo"] or 0.0 for c in cells],
+                            [_average_fields(c)["hi"] or 0.0 for c in cells],
+                        ),
                     )
-                    self.written.append(figure.name)
+                    self.writer.plots([figure])
         # columns: the black-box models (with several white-box models: every model, blank = white-box)
         models = [m for m in self.config.model_labels if self.many_whiteboxes or m != self.config.whitebox[0]]
         keys = ("whitebox", "iterations", "weights", "strategy", "shift_length", "attack", "n_clips")
@@ -587,9 +596,7 @@ class _Report:
                         "fixed": _fixed_text(factor, length, other),
                         "attack": variant.name,
                         "n_clips": c.n_clips,
-                        "average": c.average,
-                        "lo": c.lo,
-                        "hi": c.hi,
+                        **_average_fields(c),
                         "paper": paper,
                     }
                 )
@@ -606,8 +613,8 @@ class _Report:
                 if setting_a not in group or setting_b not in group:
                     continue
                 a, b = group[setting_a].name, group[setting_b].name
-                rows = compare_attacks(self.run, self.predictions, a, b, [whitebox])
-                average = [r for r in rows if r["model"] == "black-box average"]
+                rows = paired_differences(self.outcomes, a, b, [whitebox], **self.boot)
+                average = [r for r in rows if r["model"] == BLACKBOX_AVERAGE]
                 if not average:
                     continue
                 r = average[0]
@@ -662,12 +669,13 @@ def run_ablation_report(
     """
     run = load_run(run_dir, check_model_names=model_factory is None)
     config = run.config
-    ablations = detect_ablations(tt_variants(config))
+    ablations = detect_ablations(tt_variants(config, recorded_attack_settings(run.layout)))
     if ablations.empty:
         names = ", ".join(a.name for a in config.attacks)
         raise ValueError(
             f"run {str(run.layout.root)!r} contains no TT ablation (attacks: {names}). An ablation needs "
-            f"two or more TT attacks that differ in one setting. {_CONVENTION}"
+            f"two or more plain 'tt' attacks that differ in one setting (runs made before attack settings "
+            f"were recorded: {_CONVENTION})"
         )
     folder = Path(out) if out is not None else run.layout.eval_dir / "ablation"
     predictions, missing = collect_predictions(
@@ -679,7 +687,7 @@ def run_ablation_report(
         device=device,
         progress=progress,
     )
-    report = _Report(run, predictions[variant], folder)
+    report = _Report(run, run_outcomes(run, predictions[variant]), folder)
     if ablations.shift_sweeps:
         report.shift_length(ablations.shift_sweeps)
     groups = [("weights", key, group) for key, group in ablations.weights.items()]
@@ -696,7 +704,7 @@ def run_ablation_report(
         "missing": [list(item) for item in missing],
         **report.records,
     }
-    report.write("ablation.json", json.dumps(jsonable(summary), indent=1, allow_nan=False) + "\n")
+    report.writer.json("ablation.json", summary, indent=1)
     print(
         f"\n{len(run.clips)} attacked clips per (white-box, attack); all values in % "
         f"(variant {variant}, {config.bootstrap_samples} bootstrap resamples, seed {config.seed})."

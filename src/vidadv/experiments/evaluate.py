@@ -22,18 +22,28 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from vidadv.evaluation.outcomes import (
+    LISTED,
+    SELECTED,
+    DroppedClip,
+    ItemKey,
+    Outcomes,
+    asr_matrix,
+    build_outcomes,
+    outcome_records,
+    paired_differences,
+    table1,
+)
 from vidadv.evaluation.paper import PAPER_NUMBERS, paper_number
 from vidadv.evaluation.report import (
-    AsrMatrix,
     HtmlTable,
+    ReportWriter,
     Section,
     asr_table_rows,
-    csv_text,
+    format_table,
     gallery_item,
     markdown_table,
     plot_figure3,
-    write_asr_tables,
-    write_html_report,
 )
 from vidadv.experiments.config import ExperimentConfig, config_from_dict, resolve_device
 from vidadv.experiments.runtime import (
@@ -44,8 +54,6 @@ from vidadv.experiments.runtime import (
     batched,
     check_item,
     default_dataset_factory,
-    format_table,
-    jsonable,
     load_selection,
     predict,
     prepare_model,
@@ -54,21 +62,14 @@ from vidadv.experiments.runtime import (
     slug,
     versions,
 )
+from vidadv.experiments.select import DECODE_ERROR, MISCLASSIFIED, MISSING_FILE, OVER_QUOTA
 from vidadv.utils.distributed import distributed_env
-from vidadv.utils.io import atomic_write_json, atomic_write_text, load_tensors, read_json
-from vidadv.utils.stats import (
-    Interval,
-    bootstrap_mean_ci,
-    mcnemar,
-    mcnemar_counts,
-    paired_bootstrap_diff,
-)
+from vidadv.utils.io import atomic_write_json, load_tensors, read_json
 
 FLOAT = "float"
 UINT8 = "uint8"
 CACHE_FORMAT = "vidadv-eval-cache/1"
 Transform = Callable[[torch.Tensor], torch.Tensor]
-ItemKey = tuple[str, str, str]  # (white-box, attack, clip id)
 
 
 def h264_variant(crf: int) -> str:
@@ -100,11 +101,59 @@ def default_transform(variant: str) -> Transform | None:
 
 
 @dataclass(frozen=True)
+class ClipList:
+    """The run's clip list as the released TT evaluation scripts count it (the LISTED denominator).
+
+    dropped: the listed clips the selection dropped because some model misclassified them clean;
+    unloadable: clips dropped because their file is missing or does not decode (excluded);
+    unavailable: why the LISTED denominator is not reported ("" when it is, or when nothing was dropped).
+    """
+
+    dropped: tuple[DroppedClip, ...] = ()
+    unloadable: int = 0
+    unavailable: str = ""
+
+    @property
+    def reported(self) -> bool:
+        return bool(self.dropped)
+
+
+def clip_list(selection: Mapping[str, Any], models: Sequence[str]) -> ClipList:
+    """The LISTED denominator's extra clips from a selection.json (see `ClipList`)."""
+    dropped = selection.get("dropped", [])
+    misclassified = [e for e in dropped if e.get("reason") == MISCLASSIFIED]
+    unloadable = sum(1 for e in dropped if e.get("reason") in (MISSING_FILE, DECODE_ERROR))
+    if not misclassified:
+        return ClipList((), unloadable)
+    if any(e.get("reason") == OVER_QUOTA for e in dropped):
+        return ClipList(
+            (),
+            unloadable,
+            "not reported over all listed clips: clips_per_class subsamples the list, so the run has no "
+            "fixed clip list",
+        )
+    unknown = [m for m in models if m not in selection.get("models", ())]
+    if unknown or any(not isinstance(e.get("preds"), Mapping) for e in misclassified):
+        return ClipList(
+            (),
+            unloadable,
+            "not reported over all listed clips: the selection has no clean predictions of "
+            f"{', '.join(unknown) or 'the dropped clips'}",
+        )
+    clips = tuple(
+        DroppedClip(str(e["clip_id"]), int(e["label"]), {m: int(e["preds"][m]) for m in models})
+        for e in misclassified
+    )
+    return ClipList(clips, unloadable)
+
+
+@dataclass(frozen=True)
 class LoadedRun:
     config: ExperimentConfig
     layout: RunLayout
     clips: list[SelectedClip]
     config_hash: str
+    clip_list: ClipList = ClipList()
 
 
 def load_run(run_dir: str | os.PathLike[str], check_model_names: bool = True) -> LoadedRun:
@@ -125,8 +174,10 @@ def load_run(run_dir: str | os.PathLike[str], check_model_names: bool = True) ->
     config = config_from_dict(record["config"], source=str(layout.run_config), **kwargs)
     # the run folder is authoritative, wherever it has been moved to
     config = replace(config, output_dir=str(layout.root))
-    clips = selected_clips(load_selection(layout))
-    return LoadedRun(config, layout, clips, record["config_hash"])
+    selection = load_selection(layout)
+    clips = selected_clips(selection)
+    listed = clip_list(selection, config.model_labels)
+    return LoadedRun(config, layout, clips, record["config_hash"], listed)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -270,88 +321,51 @@ def collect_predictions(
 
 
 # ------------------------------------------------------------------------------------------------
-# Aggregation
+# Outcomes of a run
 # ------------------------------------------------------------------------------------------------
 
 
-def outcome_rows(run: LoadedRun, predictions: Mapping[ItemKey, Mapping[str, int]]) -> list[dict[str, Any]]:
-    """Per-clip outcomes: whitebox, attack, clip_id, model, label, pred, fooled (1 = misclassified)."""
-    labels = {clip.clip_id: clip.label for clip in run.clips}
-    rows = []
-    for (whitebox, attack, clip_id), preds in predictions.items():
-        for model in run.config.model_labels:
-            pred = preds[model]
-            label = labels[clip_id]
-            rows.append(
-                {
-                    "whitebox": whitebox,
-                    "attack": attack,
-                    "clip_id": clip_id,
-                    "model": model,
-                    "label": label,
-                    "pred": pred,
-                    "fooled": int(pred != label),
-                }
-            )
-    return rows
+def run_outcomes(run: LoadedRun, predictions: Mapping[ItemKey, Mapping[str, int]]) -> Outcomes:
+    """The outcomes table of a run's predictions (with the LISTED clips where the run reports them).
 
-
-def blackbox_fractions(
-    run: LoadedRun, predictions: Mapping[ItemKey, Mapping[str, int]]
-) -> dict[ItemKey, float]:
-    """Per (white-box, attack, clip): the fraction of black-box models the clip fools."""
-    labels = {clip.clip_id: clip.label for clip in run.clips}
-    fractions = {}
-    for (whitebox, attack, clip_id), preds in predictions.items():
-        others = [m for m in run.config.model_labels if m != whitebox]
-        if others:
-            fractions[(whitebox, attack, clip_id)] = sum(preds[m] != labels[clip_id] for m in others) / len(
-                others
-            )
-    return fractions
-
-
-def _interval_dict(interval: Interval | None) -> dict[str, float] | None:
-    return None if interval is None else {"asr": interval.estimate, "lo": interval.lo, "hi": interval.hi}
-
-
-def table1(run: LoadedRun, predictions: Mapping[ItemKey, Mapping[str, int]]) -> list[dict[str, Any]]:
-    """Table-1-style rows: per attack, the black-box average ASR per white-box model and over all of them.
-
-    Each comes with a 95 % bootstrap interval resampling clips. "overall" averages, per clip, over the
-    white-box models, then over clips. `paper` is the published number where the attack has one.
+    The clean prediction of a selected clip is its label for every selection model (that is what being
+    selected means) and unknown for the others.
     """
     config = run.config
-    fractions = blackbox_fractions(run, predictions)
-    rows = []
-    for attack in config.attacks:
-        row: dict[str, Any] = {
-            "attack": attack.name,
-            "paper_key": config.paper_key(attack),
-            "per_whitebox": {},
-        }
-        per_clip: dict[str, list[float]] = {}
-        for whitebox in config.whitebox:
-            values = [fractions[k] for k in fractions if k[0] == whitebox and k[1] == attack.name]
-            for key in fractions:
-                if key[0] == whitebox and key[1] == attack.name:
-                    per_clip.setdefault(key[2], []).append(fractions[key])
-            interval = (
-                bootstrap_mean_ci(values, n_boot=config.bootstrap_samples, seed=config.seed)
-                if values
-                else None
-            )
-            row["per_whitebox"][whitebox] = {"n": len(values), **(_interval_dict(interval) or {})}
-        overall_values = [sum(v) / len(v) for v in per_clip.values()]
-        overall = (
-            bootstrap_mean_ci(overall_values, n_boot=config.bootstrap_samples, seed=config.seed)
-            if overall_values
-            else None
+    selection_models = set(config.selection_models)
+    return build_outcomes(
+        predictions,
+        {clip.clip_id: clip.label for clip in run.clips},
+        config.model_labels,
+        config.whitebox,
+        [a.name for a in config.attacks],
+        clean_preds={
+            clip.clip_id: {m: clip.label for m in config.model_labels if m in selection_models}
+            for clip in run.clips
+        },
+        dropped=run.clip_list.dropped,
+    )
+
+
+def listed_text(run: LoadedRun) -> str:
+    """What the LISTED denominator counts (empty when the run does not report it)."""
+    listed = run.clip_list
+    if not listed.reported:
+        return listed.unavailable
+    n_dropped = len(listed.dropped)
+    text = (
+        f"All listed clips (as the released TT evaluation scripts count): ASR = 100 - top-1 accuracy over "
+        f"the {len(run.clips) + n_dropped} listed clips that load: the {len(run.clips)} attacked clips and "
+        f"{n_dropped} clips dropped because some model misclassified them clean; not attacked, such a clip "
+        "counts as a success for each model that misclassified it and as a failure for the others (the "
+        "released scripts attack it too, so their number can only be higher)."
+    )
+    if listed.unloadable:
+        text += (
+            f" {listed.unloadable} listed clips that failed to load (missing file or decode error) are "
+            "excluded."
         )
-        row["overall"] = {"n": len(overall_values), **(_interval_dict(overall) or {})}
-        row["paper"] = paper_number(config.paper_dataset, row["paper_key"])
-        rows.append(row)
-    return rows
+    return text
 
 
 def _ci_text(cell: Mapping[str, Any]) -> str:
@@ -360,15 +374,28 @@ def _ci_text(cell: Mapping[str, Any]) -> str:
     return f"{100 * cell['asr']:.2f} [{100 * cell['lo']:.1f}, {100 * cell['hi']:.1f}]"
 
 
-def table1_text(run: LoadedRun, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["attack", *[f"{wb} -> black-box" for wb in run.config.whitebox], "average", "paper"]
+def table1_text(
+    run: LoadedRun,
+    rows: Sequence[Mapping[str, Any]],
+    listed_rows: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[list[str], list[list[str]]]:
+    """Table 1 as text cells; with `listed_rows`, a "clips" column says which denominator each row uses."""
+    whiteboxes = run.config.whitebox
+    header = ["attack", *[f"{wb} -> black-box" for wb in whiteboxes], "average", "paper"]
+    if listed_rows is not None:
+        header.insert(1, "clips")
+
+    def cells(row: Mapping[str, Any], clips: str | None) -> list[str]:
+        line = [row["attack"], *([clips] if clips is not None else [])]
+        line += [_ci_text(row["per_whitebox"][wb]) for wb in whiteboxes]
+        line += [_ci_text(row["overall"]), "" if row["paper"] is None else f"{row['paper']:.2f}"]
+        return line
+
+    if listed_rows is None:
+        return header, [cells(row, None) for row in rows]
     body = []
-    for row in rows:
-        cells = [row["attack"]]
-        cells += [_ci_text(row["per_whitebox"][wb]) for wb in run.config.whitebox]
-        cells.append(_ci_text(row["overall"]))
-        cells.append("" if row["paper"] is None else f"{row['paper']:.2f}")
-        body.append(cells)
+    for row, listed in zip(rows, listed_rows, strict=True):
+        body += [cells(row, SELECTED), cells(listed, "all listed")]
     return header, body
 
 
@@ -447,7 +474,10 @@ def run_evaluate(
 ) -> int:
     """`vidadv evaluate RUN`: ASR tables, Table 1, Figure 3, results.json, outcomes.csv, report.html.
 
-    Returns 0, or 1 when adversarial clips of the run are missing (the tables then cover those present).
+    ASR counts the selected (attacked) clips; where the selection dropped listed clips because a model
+    misclassified them clean, the ASR matrix and Table 1 are also given over all listed clips (see
+    `vidadv.evaluation.outcomes`). Returns 0, or 1 when adversarial clips of the run are missing (the
+    tables then cover those present).
     """
     run = load_run(run_dir, check_model_names=model_factory is None)
     config, layout = run.config, run.layout
@@ -461,13 +491,17 @@ def run_evaluate(
         device=device,
         progress=progress,
     )
-    out = layout.eval_dir
+    report = ReportWriter(layout.eval_dir)
     paper = _paper_by_attack(config)
+    paper_keys = {a.name: config.paper_key(a) for a in config.attacks}
+    boot = {"n_boot": config.bootstrap_samples, "seed": config.seed}
+    listed = run.clip_list.reported
     expected = len(run.clips) * len(config.whitebox) * len(config.attacks)
     denominator = (
         f"ASR = share of the attacked clips each model misclassifies; {len(run.clips)} clips per "
         f"(white-box, attack) row ({expected - len(missing)} of {expected} adversarial clips present)."
     )
+    listed_note = listed_text(run)
     results: dict[str, Any] = {
         "config": config.to_dict(),
         "config_hash": run.config_hash,
@@ -476,72 +510,76 @@ def run_evaluate(
         "bootstrap_samples": config.bootstrap_samples,
         "paper_dataset": config.paper_dataset,
         "denominator": denominator,
+        **({"listed_denominator": listed_note} if listed_note else {}),
         "num_clips": len(run.clips),
         "missing": [list(item) for item in missing],
         "variants": {},
     }
-    sections: list[Section] = [
-        Section("Run", text=f"{layout.root}\nconfig hash {run.config_hash}\n{denominator}")
-    ]
+    run_text = f"{layout.root}\nconfig hash {run.config_hash}\n{denominator}"
+    report.section(Section("Run", text=run_text + (f"\n{listed_note}" if listed_note else "")))
     outcome_lines: list[list[Any]] = []
-    labels = {clip.clip_id: clip.label for clip in run.clips}
     overall_by_variant: dict[str, dict[str, str]] = {}
     for variant in variants:
-        rows = outcome_rows(run, predictions[variant])
+        outcomes = run_outcomes(run, predictions[variant])
         outcome_lines += [
-            [r[k] for k in ("whitebox", "attack", "clip_id", "model", "label", "pred", "fooled")] + [variant]
-            for r in rows
+            [o.whitebox, o.attack, o.clip_id, o.model, o.label, o.adv_pred, int(o.fooled), variant]
+            for o in outcome_records(outcomes)
         ]
-        matrix = AsrMatrix.from_outcomes(rows, models=config.model_labels)
-        order = {
-            (wb, a.name): i
-            for i, (wb, a) in enumerate((wb, a) for wb in config.whitebox for a in config.attacks)
-        }
-        matrix = AsrMatrix(
-            matrix.models, tuple(sorted(matrix.rows, key=lambda r: order[(r.whitebox, r.attack)]))
-        )
         stem = _variant_stem(variant)
-        write_asr_tables(matrix, out, f"asr_matrix{stem}", paper, title=f"ASR matrix ({variant})")
-        t1 = table1(run, predictions[variant])
-        header, body = table1_text(run, t1)
-        atomic_write_text(out / f"table1{stem}.csv", csv_text(header, body))
-        atomic_write_text(
-            out / f"table1{stem}.md",
-            f"## Average black-box ASR (%), 95 % bootstrap intervals over clips ({variant})\n\n"
-            + markdown_table(header, body)
-            + "\n",
-        )
-        plots = plot_figure3(matrix, out, prefix=f"figure3{stem}")
-        overall_by_variant[variant] = {row["attack"]: _ci_text(row["overall"]) for row in t1}
-        results["variants"][variant] = {
-            "asr_matrix": [r.to_dict() for r in matrix.rows],
-            "table1": t1,
-            "predictions": [
-                {
-                    "whitebox": wb,
-                    "attack": attack,
-                    "clip_id": clip_id,
-                    "label": labels[clip_id],
-                    "preds": preds,
-                }
-                for (wb, attack, clip_id), preds in predictions[variant].items()
-            ],
-        }
-        m_header, m_rows = asr_table_rows(matrix, paper)
-        print(f"\n== ASR matrix, {variant} (%; * = white-box model) ==")
-        print(format_table(m_header, m_rows))
-        print(f"\n== Average black-box ASR (%) with 95 % bootstrap interval, {variant} ==")
-        print(format_table(header, body))
-        sections.append(
-            Section(
-                f"Results: {variant}",
-                tables=[
-                    HtmlTable(m_header, m_rows, f"ASR (%) of each model; * = white-box. {denominator}"),
-                    HtmlTable(header, body, "Average black-box ASR (%) with 95 % bootstrap intervals"),
-                ],
-                images=[str(p) for p in plots],
+        matrix = asr_matrix(outcomes)
+        report.asr_matrix(matrix, f"asr_matrix{stem}", paper, title=f"ASR matrix ({variant})")
+        t1 = table1(outcomes, paper_keys=paper_keys, paper_dataset=config.paper_dataset, **boot)
+        record: dict[str, Any] = {"asr_matrix": [r.to_dict() for r in matrix.rows], "table1": t1}
+        t1_listed = None
+        if listed:
+            matrix_listed = asr_matrix(outcomes, LISTED)
+            report.asr_matrix(
+                matrix_listed,
+                f"asr_matrix_listed{stem}",
+                paper,
+                title=f"ASR matrix, all listed clips ({variant})",
             )
+            t1_listed = table1(
+                outcomes,
+                paper_keys=paper_keys,
+                paper_dataset=config.paper_dataset,
+                denominator=LISTED,
+                **boot,
+            )
+            record["asr_matrix_listed"] = [r.to_dict() for r in matrix_listed.rows]
+            record["table1_listed"] = t1_listed
+        header, body = table1_text(run, t1, t1_listed)
+        report.table(
+            f"table1{stem}",
+            header,
+            body,
+            title=f"Average black-box ASR (%), 95 % bootstrap intervals over clips ({variant})",
         )
+        plots = report.plots(plot_figure3(matrix, report.folder, prefix=f"figure3{stem}"))
+        overall_by_variant[variant] = {row["attack"]: _ci_text(row["overall"]) for row in t1}
+        record["predictions"] = [
+            {
+                "whitebox": wb,
+                "attack": attack,
+                "clip_id": clip_id,
+                "label": per_model[config.model_labels[0]].label,
+                "preds": {m: o.adv_pred for m, o in per_model.items()},
+            }
+            for (wb, attack, clip_id), per_model in outcomes.items().items()
+        ]
+        results["variants"][variant] = record
+        m_header, m_rows = asr_table_rows(matrix, paper)
+        report.show(f"ASR matrix, {variant} (%; * = white-box model)", m_header, m_rows)
+        tables = [HtmlTable(m_header, m_rows, f"ASR (%) of each model; * = white-box. {denominator}")]
+        if listed:
+            l_header, l_rows = asr_table_rows(matrix_listed, paper)
+            report.show(
+                f"ASR matrix over all listed clips, {variant} (%; * = white-box model)", l_header, l_rows
+            )
+            tables.append(HtmlTable(l_header, l_rows, f"ASR (%) over all listed clips. {listed_note}"))
+        report.show(f"Average black-box ASR (%) with 95 % bootstrap interval, {variant}", header, body)
+        tables.append(HtmlTable(header, body, "Average black-box ASR (%) with 95 % bootstrap intervals"))
+        report.section(Section(f"Results: {variant}", tables=tables, images=[str(p) for p in plots]))
     if len(variants) > 1:
         header = ["attack", *variants, "paper"]
         body = [
@@ -552,24 +590,25 @@ def run_evaluate(
             ]
             for a in config.attacks
         ]
-        atomic_write_text(out / "variants.md", markdown_table(header, body) + "\n")
-        print("\n== Average black-box ASR (%) per evaluation variant ==")
-        print(format_table(header, body))
-        sections.insert(1, Section("Variants side by side", tables=[HtmlTable(header, body)]))
+        report.text("variants.md", markdown_table(header, body) + "\n")
+        report.show("Average black-box ASR (%) per evaluation variant", header, body)
+        report.section(Section("Variants side by side", tables=[HtmlTable(header, body)]), position=1)
 
     header = ["whitebox", "attack", "clip_id", "model", "label", "pred", "fooled", "variant"]
-    atomic_write_text(out / "outcomes.csv", csv_text(header, outcome_lines))
-    atomic_write_json(out / "results.json", jsonable(results))
-    items, note = _gallery(run, dataset_factory, out, gallery)
+    report.csv("outcomes.csv", header, outcome_lines)
+    report.json("results.json", results)
+    items, note = _gallery(run, dataset_factory, report.folder, gallery)
     if items or note:
-        sections.append(Section("Gallery", text=note, gallery=items))
-    report = write_html_report(out, f"vidadv evaluation: {config.name or layout.root.name}", sections)
+        report.section(Section("Gallery", text=note, gallery=items))
+    html = report.html(f"vidadv evaluation: {config.name or layout.root.name}")
     print(f"\n{denominator}")
+    if listed_note:
+        print(listed_note)
     if config.paper_dataset is None and any(config.paper_key(a) for a in config.attacks):
         print(f"(set paper_dataset to one of {', '.join(PAPER_NUMBERS)} to print the paper's numbers)")
     print(
-        f"wrote {out}/ (asr_matrix*.csv/.md, table1*.csv/.md, figure3*.png, outcomes.csv, "
-        f"results.json, {report.name})"
+        f"wrote {report.folder}/ (asr_matrix*.csv/.md, table1*.csv/.md, figure3*.png, outcomes.csv, "
+        f"results.json, {html.name})"
     )
     if missing:
         print(
@@ -595,102 +634,23 @@ def _resolve_variant(variant: str, crf: int) -> str:
     raise ValueError(f"variant must be one of float, uint8, h264 (or h264-crfN); got {variant!r}")
 
 
-def compare_attacks(
+def compare_rows(
     run: LoadedRun,
     predictions: Mapping[ItemKey, Mapping[str, int]],
     attack_a: str,
     attack_b: str,
     whiteboxes: Sequence[str],
 ) -> list[dict[str, Any]]:
-    """Paired comparison rows: per (white-box, black-box model), per white-box average, overall average.
-
-    diff = ASR(A) - ASR(B) on the same clips, 95 % paired bootstrap interval (resampling clips), and for
-    single models the exact McNemar test on the discordant clips.
-    """
-    config = run.config
-    labels = {clip.clip_id: clip.label for clip in run.clips}
-    boot = {"n_boot": config.bootstrap_samples, "seed": config.seed}
-    rows: list[dict[str, Any]] = []
-    overall_a: dict[str, list[float]] = {}
-    overall_b: dict[str, list[float]] = {}
-    for whitebox in whiteboxes:
-        clip_ids = [
-            c.clip_id
-            for c in run.clips
-            if (whitebox, attack_a, c.clip_id) in predictions
-            and (whitebox, attack_b, c.clip_id) in predictions
-        ]
-        if not clip_ids:
-            continue
-        others = [m for m in config.model_labels if m != whitebox]
-
-        def fooled(attack: str, model: str, clip_id: str, wb: str = whitebox) -> int:
-            return int(predictions[(wb, attack, clip_id)][model] != labels[clip_id])
-
-        for model in others:
-            a = [fooled(attack_a, model, c) for c in clip_ids]
-            b = [fooled(attack_b, model, c) for c in clip_ids]
-            interval = paired_bootstrap_diff(a, b, **boot)
-            only_a, only_b = mcnemar_counts(a, b)
-            rows.append(
-                {
-                    "whitebox": whitebox,
-                    "model": model,
-                    "n": len(clip_ids),
-                    "asr_a": sum(a) / len(a),
-                    "asr_b": sum(b) / len(b),
-                    "diff": interval.estimate,
-                    "lo": interval.lo,
-                    "hi": interval.hi,
-                    "only_a": only_a,
-                    "only_b": only_b,
-                    "p_mcnemar": mcnemar(a, b),
-                }
-            )
-        if not others:
-            continue
-        avg_a = [sum(fooled(attack_a, m, c) for m in others) / len(others) for c in clip_ids]
-        avg_b = [sum(fooled(attack_b, m, c) for m in others) / len(others) for c in clip_ids]
-        interval = paired_bootstrap_diff(avg_a, avg_b, **boot)
-        rows.append(
-            {
-                "whitebox": whitebox,
-                "model": "black-box average",
-                "n": len(clip_ids),
-                "asr_a": sum(avg_a) / len(avg_a),
-                "asr_b": sum(avg_b) / len(avg_b),
-                "diff": interval.estimate,
-                "lo": interval.lo,
-                "hi": interval.hi,
-                "only_a": None,
-                "only_b": None,
-                "p_mcnemar": None,
-            }
-        )
-        for clip_id, value_a, value_b in zip(clip_ids, avg_a, avg_b, strict=True):
-            overall_a.setdefault(clip_id, []).append(value_a)
-            overall_b.setdefault(clip_id, []).append(value_b)
-    if len(whiteboxes) > 1 and overall_a:
-        common = [c for c in overall_a if len(overall_a[c]) == len(overall_b[c])]
-        a = [sum(overall_a[c]) / len(overall_a[c]) for c in common]
-        b = [sum(overall_b[c]) / len(overall_b[c]) for c in common]
-        interval = paired_bootstrap_diff(a, b, **boot)
-        rows.append(
-            {
-                "whitebox": "all",
-                "model": "black-box average",
-                "n": len(common),
-                "asr_a": sum(a) / len(a),
-                "asr_b": sum(b) / len(b),
-                "diff": interval.estimate,
-                "lo": interval.lo,
-                "hi": interval.hi,
-                "only_a": None,
-                "only_b": None,
-                "p_mcnemar": None,
-            }
-        )
-    return rows
+    """`paired_differences` of a run's predictions (clips in selection order)."""
+    return paired_differences(
+        run_outcomes(run, predictions),
+        attack_a,
+        attack_b,
+        whiteboxes,
+        n_boot=run.config.bootstrap_samples,
+        seed=run.config.seed,
+        clip_order=[c.clip_id for c in run.clips],
+    )
 
 
 def run_compare(
@@ -735,7 +695,7 @@ def run_compare(
         device=device,
         progress=progress,
     )
-    rows = compare_attacks(run, predictions[resolved], attack_a, attack_b, whiteboxes)
+    rows = compare_rows(run, predictions[resolved], attack_a, attack_b, whiteboxes)
     if not rows:
         raise ValueError(f"no clip has adversarial files for both {attack_a!r} and {attack_b!r}")
 
@@ -760,11 +720,10 @@ def run_compare(
         for r in rows
     ]
     stem = f"compare_{slug(attack_a)}_vs_{slug(attack_b)}{_variant_stem(resolved)}"
-    out = run.layout.eval_dir
-    atomic_write_text(out / f"{stem}.csv", csv_text(header, body))
-    atomic_write_text(out / f"{stem}.md", markdown_table(header, body) + "\n")
-    atomic_write_json(
-        out / f"{stem}.json",
+    report = ReportWriter(run.layout.eval_dir, echo=False)
+    report.table(stem, header, body)
+    report.json(
+        f"{stem}.json",
         {"attack_a": attack_a, "attack_b": attack_b, "variant": resolved, "rows": rows, "seed": config.seed},
     )
     print(f"== {attack_a} vs {attack_b} ({resolved}): ASR (%) on the same clips ==")
@@ -774,7 +733,7 @@ def run_compare(
         f"({config.bootstrap_samples} resamples); McNemar: exact two-sided binomial test on the clips only "
         "one attack fools (single models only)."
     )
-    print(f"wrote {out / stem}.csv/.md/.json")
+    print(f"wrote {report.folder / stem}.csv/.md/.json")
     if missing:
         print(f"WARNING: {len(missing)} adversarial clips are missing; those clips are left out")
         return 1
