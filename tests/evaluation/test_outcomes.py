@@ -26,7 +26,6 @@ from vidadv.evaluation.outcomes import (
     ATTACKED,
     CLEAN_MISCLASSIFIED,
     LISTED,
-    SELECTED,
     DroppedClip,
     asr_matrix,
     blackbox_cell,

@@ -50,6 +50,7 @@ from vidadv.attacks.transforms import (
     total_copies,
 )
 from vidadv.models.gradcam import resolve_layer
+from vidadv.utils.checks import check_labels
 
 __all__ = ["Attack", "build_attack", "available_attacks", "ATTACK_NAMES", "CANONICAL_ORDER"]
 
@@ -229,19 +230,6 @@ def _check_clips(x: Any) -> torch.Tensor:
     return x.detach()
 
 
-def _check_labels(name: str, labels: Any, n: int, device: torch.device) -> torch.Tensor:
-    if labels is None:
-        raise ValueError(f"{name} is required")
-    t = torch.as_tensor(labels, device=device)
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"{name} must be integer class indices, got dtype {t.dtype}")
-    if t.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), one per clip, got {tuple(t.shape)}")
-    if n and int(t.min()) < 0:
-        raise ValueError(f"{name} must be class indices >= 0, got {int(t.min())}")
-    return t.long()
-
-
 def clip_generators(x: torch.Tensor, seed: int) -> list[torch.Generator]:
     """One generator per clip, seeded by (seed, the clip's bytes): a clip gets the same random draws
     alone or in any batch, and different clips get different draws."""
@@ -411,9 +399,9 @@ class Attack:
     def _prepare(self, x: Any, y: Any, target: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = _check_clips(x)
         n = x.shape[0]
-        labels = _check_labels("y", y, n, x.device)
+        labels = check_labels(y, n, name="y", device=x.device)
         if self.targeted:
-            loss_labels = _check_labels("target (targeted=True)", target, n, x.device)
+            loss_labels = check_labels(target, n, name="target (targeted=True)", device=x.device)
         else:
             if target is not None:
                 raise ValueError("target given but the attack is untargeted; build it with targeted=True")

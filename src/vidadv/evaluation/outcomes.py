@@ -10,7 +10,7 @@ were attacked; this is vidadv's attack success rate (ASR). `LISTED`: additionall
 that the selection dropped because some model misclassified them clean. They were not attacked, so their
 clean prediction stands in for the adversarial one: a success for each model that misclassified them, a
 failure for the others. That is 100 - top-1 accuracy over all listed clips, the number the released TT
-evaluation scripts print (which attack every listed clip, so their number can only be higher).
+evaluation scripts print (they attack every listed clip too, so their number is usually higher).
 
 Functions: `asr_matrix` (per-model ASR), `blackbox_fractions` / `blackbox_cell` / `table1` (the TT
 paper's average black-box ASR with a bootstrap interval over clips) and `paired_differences`
@@ -356,9 +356,7 @@ def paired_differences(
     overall_b: dict[str, list[float]] = {}
     for whitebox in whiteboxes:
         order = clip_order if clip_order is not None else outcomes.clip_ids(whitebox, attack_a, denominator)
-        clip_ids = [
-            c for c in order if (whitebox, attack_a, c) in items and (whitebox, attack_b, c) in items
-        ]
+        clip_ids = [c for c in order if (whitebox, attack_a, c) in items and (whitebox, attack_b, c) in items]
         if not clip_ids:
             continue
         others = outcomes.blackbox_models(whitebox)

@@ -356,9 +356,9 @@ def listed_text(run: LoadedRun) -> str:
     text = (
         f"All listed clips (as the released TT evaluation scripts count): ASR = 100 - top-1 accuracy over "
         f"the {len(run.clips) + n_dropped} listed clips that load: the {len(run.clips)} attacked clips and "
-        f"{n_dropped} clips dropped because some model misclassified them clean; not attacked, such a clip "
-        "counts as a success for each model that misclassified it and as a failure for the others (the "
-        "released scripts attack it too, so their number can only be higher)."
+        f"{n_dropped} dropped because some model misclassified them clean; not attacked, such a clip counts "
+        "as a success for each model that misclassified it and as a failure for the others (the released "
+        "scripts attack it too, so their number is usually higher)."
     )
     if listed.unloadable:
         text += (
