@@ -168,7 +168,7 @@ def run_demo(
     """Run the demo; returns an exit code. See the module docstring."""
     from vidadv.experiments import run_attack, run_select
     from vidadv.experiments.config import config_from_dict
-    from vidadv.experiments.evaluate import FLOAT, collect_predictions, load_run, run_outcomes
+    from vidadv.experiments.predictions import FLOAT, collect_predictions, load_run, run_outcomes
     from vidadv.experiments.runtime import default_dataset_factory, versions
 
     started = time.perf_counter()
