@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vidadv.evaluation.paper import paper_number
-from vidadv.evaluation.report import AsrMatrix, AsrRow
+from vidadv.evaluation.report import AsrMatrix
 from vidadv.utils.stats import (
     Interval,
     bootstrap_mean_ci,
@@ -189,25 +189,23 @@ def build_outcomes(
 
 def asr_matrix(outcomes: Outcomes, denominator: str = SELECTED) -> AsrMatrix:
     """Per (white-box, attack) with outcomes, in table order: each model's ASR and the clip count."""
-    counts: dict[tuple[str, str], dict[str, list[int]]] = {}
-    clips: dict[tuple[str, str], set[str]] = {}
-    for (whitebox, attack, clip_id), per_model in outcomes.items(denominator).items():
-        tallies = counts.setdefault((whitebox, attack), {})
-        clips.setdefault((whitebox, attack), set()).add(clip_id)
-        for model, outcome in per_model.items():
-            tally = tallies.setdefault(model, [0, 0])
-            tally[0] += int(outcome.fooled)
-            tally[1] += 1
+    records = (
+        {
+            "whitebox": o.whitebox,
+            "attack": o.attack,
+            "clip_id": o.clip_id,
+            "model": o.model,
+            "fooled": o.fooled,
+        }
+        for o in outcome_records(outcomes, denominator)
+    )
+    matrix = AsrMatrix.from_outcomes(records, models=outcomes.models)
     order = {
         (wb, attack): i
         for i, (wb, attack) in enumerate((wb, a) for wb in outcomes.whiteboxes for a in outcomes.attacks)
     }
-    keys = sorted(counts, key=lambda key: order.get(key, len(order)))
-    rows = tuple(
-        AsrRow(key[0], key[1], len(clips[key]), {m: t[0] / t[1] for m, t in counts[key].items()})
-        for key in keys
-    )
-    return AsrMatrix(outcomes.models, rows)
+    rows = sorted(matrix.rows, key=lambda row: order.get((row.whitebox, row.attack), len(order)))
+    return AsrMatrix(matrix.models, tuple(rows))
 
 
 def blackbox_fractions(outcomes: Outcomes, denominator: str = SELECTED) -> dict[ItemKey, float]:
