@@ -5,13 +5,16 @@ Output (in the config's output folder):
   adv/<whitebox>/<attack>/<clip>.safetensors
       tensor "adv" (C, T, H, W) in `save_dtype`, and header metadata "record": JSON with the clip id,
       label, the white-box model's clean and adversarial prediction and loss, the L-inf norm of the
-      saved perturbation, the attack seed and the wall time per clip
-  attack_records.csv, attack_summary.json   written by rank 0 once every process is done
+      saved perturbation, the attack seed, the wall time per clip and the attack's structured settings
+      (`attack_settings`: name, canonical spec, steps, eps, every resolved option)
+  attack_records.csv, attack_summary.json   written by rank 0 once every process is done; the summary's
+      "attack_settings" maps each attack name to its settings (read by `vidadv ablation`)
 
 Every file is written atomically, so `kill -9` loses at most the clips in flight; rerunning the same
 command skips finished files. The unit of work is a fixed batch of `batch_size` consecutive selected
 clips attacked together with one seed derived from (seed, clip ids); batches are identical whatever
 the number of processes, so a sharded run (torchrun) writes the same tensors as a single process.
+Each attack is built once per white-box model and called for every batch with that batch's seed.
 """
 
 from __future__ import annotations
