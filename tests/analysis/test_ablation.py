@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -580,3 +581,40 @@ def test_several_whitebox_models_and_missing_clips(tmp_path: Path) -> None:
     # with several white-box models every model is a column; the white-box model's own cell is blank
     assert [r["A"] == "" for r in rows] == [True, True, False, False]
     assert [r["C"] == "" for r in rows] == [False, False, True, True]
+
+
+def test_recorded_settings_not_names_define_the_ablation(tmp_path: Path) -> None:
+    attacks = [
+        _tt("short shifts", shift_length=1, **ONE_STEP),
+        _tt("TT(1) L=9", shift_length=3, **ONE_STEP),  # a misleading name: the settings say L=3
+        _tt("uniform copies", shift_length=1, weights="uniform", **ONE_STEP),
+        {"name": "TT(1) L=2", "spec": "tt+mi", "options": {"steps": 1, "shift_length": 2}},  # not plain tt
+    ]
+    out = _run(tmp_path, attacks, num_clips=6)
+    settings = json.loads(RunLayout.of(out).attack_summary.read_text())["attack_settings"]
+    assert settings["short shifts"]["options"]["weights"] == "gaussian"  # build_attack's default, recorded
+    assert settings["TT(1) L=2"]["spec"] == "mi+tt"
+    report = tmp_path / "report"
+    assert run_ablation_report(out, report, progress=False, model_factory=temporal_model_factory) == 0
+    rows = _read_csv(report / "shift_length.csv")
+    assert [(r["L"], r["attack"]) for r in rows] == [("1", "short shifts"), ("3", "TT(1) L=9")]
+    table2 = _read_csv(report / "table2.csv")
+    assert [(r["setting"], r["attack"]) for r in table2] == [
+        ("uniform", "uniform copies"),
+        ("gaussian", "short shifts"),
+    ]
+
+
+def test_runs_without_recorded_settings_are_read_from_their_names(
+    ablation_run: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(ablation_run["out"], out)
+    layout = RunLayout.of(out)
+    summary = json.loads(layout.attack_summary.read_text())
+    del summary["attack_settings"]
+    layout.attack_summary.write_text(json.dumps(summary))
+    report = tmp_path / "report"
+    assert run_ablation_report(out, report, progress=False, model_factory=temporal_model_factory) == 0
+    for name in ("shift_length.csv", "table2.csv", "table2_pairs.csv", "table2.md", "shift_length.md"):
+        assert (report / name).read_text() == (ablation_run["report"] / name).read_text(), name

@@ -101,13 +101,13 @@ class FakeAttack:
         self.step_size = eps if spec == "fgsm" else (step_size or eps / steps)
         self.gradient_evaluations_per_step = 1
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
         delay = float(os.environ.get("VIDADV_TEST_ATTACK_SLEEP", "0"))
         if delay:
             time.sleep(delay)
         adv = x.clone()
         if self.spec == "rand":
-            generator = torch.Generator().manual_seed(self.seed)
+            generator = torch.Generator().manual_seed(self.seed if seed is None else seed)
             adv = adv + self.eps * (2 * torch.rand(x.shape, generator=generator) - 1).to(x)
         for _ in range(self.steps):
             adv = adv.detach().requires_grad_(True)

@@ -50,6 +50,7 @@ from vidadv.attacks.transforms import (
     total_copies,
 )
 from vidadv.models.gradcam import resolve_layer
+from vidadv.utils.checks import check_labels
 
 __all__ = ["Attack", "build_attack", "available_attacks", "ATTACK_NAMES", "CANONICAL_ORDER"]
 
@@ -229,19 +230,6 @@ def _check_clips(x: Any) -> torch.Tensor:
     return x.detach()
 
 
-def _check_labels(name: str, labels: Any, n: int, device: torch.device) -> torch.Tensor:
-    if labels is None:
-        raise ValueError(f"{name} is required")
-    t = torch.as_tensor(labels, device=device)
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"{name} must be integer class indices, got dtype {t.dtype}")
-    if t.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), one per clip, got {tuple(t.shape)}")
-    if n and int(t.min()) < 0:
-        raise ValueError(f"{name} must be class indices >= 0, got {int(t.min())}")
-    return t.long()
-
-
 def clip_generators(x: torch.Tensor, seed: int) -> list[torch.Generator]:
     """One generator per clip, seeded by (seed, the clip's bytes): a clip gets the same random draws
     alone or in any batch, and different clips get different draws."""
@@ -411,9 +399,9 @@ class Attack:
     def _prepare(self, x: Any, y: Any, target: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = _check_clips(x)
         n = x.shape[0]
-        labels = _check_labels("y", y, n, x.device)
+        labels = check_labels(y, n, name="y", device=x.device)
         if self.targeted:
-            loss_labels = _check_labels("target (targeted=True)", target, n, x.device)
+            loss_labels = check_labels(target, n, name="target (targeted=True)", device=x.device)
         else:
             if target is not None:
                 raise ValueError("target given but the attack is untargeted; build it with targeted=True")
@@ -441,18 +429,29 @@ class Attack:
         finally:
             self.model.train(was_training)
 
-    def estimate_gradient(self, x: torch.Tensor, y: Any, target: Any = None) -> torch.Tensor:
+    def estimate_gradient(
+        self, x: torch.Tensor, y: Any, target: Any = None, *, seed: int | None = None
+    ) -> torch.Tensor:
         """The attack's gradient estimate at `x` (first step: transforms, SGM, ATA and TI applied;
-        no momentum), e.g. TT's weighted sum of rolled gradients."""
+        no momentum), e.g. TT's weighted sum of rolled gradients. `seed` overrides the built seed."""
         x, loss_labels, labels = self._prepare(x, y, target)
-        ctx = StepContext(clip_generators(x, self.options["seed"]), self.eps)
+        ctx = StepContext(clip_generators(x, self._call_seed(seed)), self.eps)
         with self._attack_mode():
             return self._estimate(x, loss_labels, labels, x, ctx).detach()
 
-    def __call__(self, x: torch.Tensor, y: Any, target: Any = None) -> torch.Tensor:
-        """Adversarial clips for clean clips `x` (N, C, T, H, W) in [0, 1] with labels `y` (N,)."""
+    def _call_seed(self, seed: int | None) -> int:
+        return self.options["seed"] if seed is None else _seed("seed", seed)
+
+    def __call__(
+        self, x: torch.Tensor, y: Any, target: Any = None, *, seed: int | None = None
+    ) -> torch.Tensor:
+        """Adversarial clips for clean clips `x` (N, C, T, H, W) in [0, 1] with labels `y` (N,).
+
+        `seed` (default: the `seed` option) seeds the per-clip random draws of this call, so one built
+        attack serves many batches with their own seeds.
+        """
         x, loss_labels, labels = self._prepare(x, y, target)
-        ctx = StepContext(clip_generators(x, self.options["seed"]), self.eps)
+        ctx = StepContext(clip_generators(x, self._call_seed(seed)), self.eps)
         decay = self.options.get("decay", 1.0)
         with self._attack_mode():
             x_adv = self._random_start(x, ctx) if self.random_start else x.clone()

@@ -63,6 +63,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from vidadv.utils.checks import check_labels
+
 __all__ = [
     "CLASS_NAMES",
     "CLASS_MOTIONS",
@@ -176,18 +178,6 @@ def _resolve_lengths(size: object, frames: object, sequence_length: object) -> t
         sequence_length = frames * 3 // 2
     sequence_length = _check_int("sequence_length", sequence_length, frames)
     return size, frames, sequence_length
-
-
-def _check_labels(labels: Tensor | Sequence[int]) -> Tensor:
-    labels = torch.as_tensor(labels)
-    if labels.ndim != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise TypeError(
-            f"labels must be a 1-D integer tensor or sequence, got {labels.dtype} {tuple(labels.shape)}"
-        )
-    labels = labels.to(torch.long)
-    if labels.numel() and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
-        raise ValueError(f"labels must lie in [0, {len(CLASS_NAMES) - 1}] (see CLASS_NAMES)")
-    return labels
 
 
 # --------------------------------------------------------------------------------------------- parameters
@@ -573,7 +563,7 @@ def generate_batch(
     the same batch; a clip of class ``b`` is the time mirror of the clip of its reversed class ``a`` drawn
     from the same state (exactly so for the centred window when ``sequence_length - frames`` is even).
     """
-    labels = _check_labels(labels)
+    labels = check_labels(labels, num_classes=len(CLASS_NAMES))
     size, frames, sequence_length = _resolve_lengths(size, frames, sequence_length)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")

@@ -1,13 +1,27 @@
 """vidadv.evaluation: what a finished attack run means.
 
-ASR tables, Table-1 black-box averages, Figure-3 plots, the paper's published numbers (`paper`) and the
-HTML / CSV / Markdown report writers (`report`).
+`outcomes`: the outcomes table fooled[white-box, attack, clip, model] and the pure ASR functions over it
+(ASR matrix, Table-1 black-box averages, paired differences); `report`: tables, plots, GIFs, the HTML
+report and `ReportWriter`, the one writer of every command's report; `ablation`: TT ablation variants and
+their grouping (Figure 4, Table 2); `paper`: the paper's published numbers.
 """
 
+from vidadv.evaluation.outcomes import (
+    LISTED,
+    SELECTED,
+    Outcome,
+    Outcomes,
+    asr_matrix,
+    blackbox_cell,
+    build_outcomes,
+    paired_differences,
+    table1,
+)
 from vidadv.evaluation.paper import PAPER_NUMBERS
 from vidadv.evaluation.report import (
     AsrMatrix,
     AsrRow,
+    ReportWriter,
     clip_to_gif,
     plot_asr_bars,
     write_asr_tables,
@@ -15,11 +29,21 @@ from vidadv.evaluation.report import (
 )
 
 __all__ = [
+    "LISTED",
     "PAPER_NUMBERS",
+    "SELECTED",
     "AsrMatrix",
     "AsrRow",
+    "Outcome",
+    "Outcomes",
+    "ReportWriter",
+    "asr_matrix",
+    "blackbox_cell",
+    "build_outcomes",
     "clip_to_gif",
+    "paired_differences",
     "plot_asr_bars",
+    "table1",
     "write_asr_tables",
     "write_html_report",
 ]

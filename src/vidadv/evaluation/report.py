@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from vidadv.utils.io import atomic_write_bytes, atomic_write_text
+from vidadv.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, jsonable
 
 # ------------------------------------------------------------------------------------------------
 # ASR matrix
@@ -152,6 +152,20 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def format_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain-text table with aligned columns, for terminal summaries."""
+    text_rows = [[str(cell) for cell in row] for row in rows]
+    widths = [len(h) for h in header]
+    for row in text_rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in text_rows:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
     return "\n".join(lines)
 
 
@@ -462,3 +476,90 @@ def write_html_report(
             parts.append("</table>")
     parts.append("</body></html>")
     return atomic_write_text(Path(out_dir) / filename, "\n".join(parts) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# One writer for every command's report
+# ------------------------------------------------------------------------------------------------
+
+
+class ReportWriter:
+    """The files of one command's report in one folder: tables (CSV + Markdown, echoed to the terminal),
+    JSON, plots and the HTML report. Remembers the file names it wrote (`written`) and the HTML sections."""
+
+    def __init__(self, out_dir: str | os.PathLike[str], echo: bool = True) -> None:
+        self.folder = Path(out_dir)
+        self.echo = echo
+        self.written: list[str] = []
+        self.sections: list[Section] = []
+
+    def _record(self, path: Path) -> Path:
+        if path.name not in self.written:
+            self.written.append(path.name)
+        return path
+
+    def text(self, name: str, text: str) -> Path:
+        """Write a text file (atomically)."""
+        return self._record(atomic_write_text(self.folder / name, text))
+
+    def json(self, name: str, obj: Any, indent: int | None = 2) -> Path:
+        """Write strict JSON (tuples, tensors and paths converted)."""
+        return self._record(atomic_write_json(self.folder / name, jsonable(obj), indent=indent))
+
+    def csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+        return self.text(name, csv_text(header, rows))
+
+    def markdown(
+        self, name: str, header: Sequence[str], rows: Iterable[Sequence[Any]], title: str = ""
+    ) -> Path:
+        """A Markdown table, under `## title` when given."""
+        return self.text(name, (f"## {title}\n\n" if title else "") + markdown_table(header, rows) + "\n")
+
+    def show(self, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Print `== title ==` and the table (when echoing)."""
+        if self.echo:
+            print(f"\n== {title} ==")
+            print(format_table(header, rows))
+
+    def table(
+        self,
+        stem: str,
+        header: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        title: str = "",
+        shown_as: str | None = None,
+    ) -> tuple[Path, Path]:
+        """`<stem>.csv` and `<stem>.md` (titled `title`); printed under `shown_as` when given."""
+        paths = self.csv(f"{stem}.csv", header, rows), self.markdown(f"{stem}.md", header, rows, title)
+        if shown_as is not None:
+            self.show(shown_as, header, rows)
+        return paths
+
+    def asr_matrix(
+        self,
+        matrix: AsrMatrix,
+        stem: str,
+        paper_numbers: Mapping[str, float] | None = None,
+        title: str | None = None,
+    ) -> tuple[Path, Path]:
+        """`write_asr_tables` (CSV without marks, Markdown with '*' on the white-box column)."""
+        paths = write_asr_tables(matrix, self.folder, stem, paper_numbers, title=title)
+        for path in paths:
+            self._record(path)
+        return paths
+
+    def plots(self, paths: Iterable[Path]) -> list[Path]:
+        """Record plots written by `plot_*` into this folder."""
+        return [self._record(Path(p)) for p in paths]
+
+    def section(self, section: Section, position: int | None = None) -> None:
+        """Add a section to the HTML report (at the end, or at `position`)."""
+        if position is None:
+            self.sections.append(section)
+        else:
+            self.sections.insert(position, section)
+
+    def html(self, title: str, filename: str = "report.html") -> Path:
+        """Write the HTML report of the collected sections."""
+        return self._record(write_html_report(self.folder, title, self.sections, filename))

@@ -6,9 +6,15 @@ the *shift length* L (2L+1 temporally shifted copies; Figure 4, L = 1..9), the *
 averages the copies' gradients (uniform / linear / gaussian) and the *shifting strategy* (adjacent /
 random / remote shifts; Table 2), each for TT(1) (one step) and TT(10) (ten steps).
 
-Attack naming convention
-------------------------
-An ablation run is an ordinary `vidadv attack` run whose TT attacks (spec ``tt``) are named::
+Which attacks are TT ablation attacks
+-------------------------------------
+An ablation run is an ordinary `vidadv attack` run. `vidadv attack` records each attack's structured
+settings (canonical spec, steps, every resolved option; `runner.attack_settings`), and every attack whose
+spec is plain ``tt`` is an ablation attack, read from those settings: n = its steps, L, weights and
+strategy = its options (build_attack's defaults filled in). Display names are free. Attacks with other
+specs (``mi+tt``, ``fgsm``, ...) and TT attacks with an explicit weight vector are ignored.
+
+Runs made before the settings were recorded are read from their display names instead::
 
     TT(<n>) [L=<int>] [weights=uniform|linear|gaussian] [strategy=adjacent|random|remote]
 
@@ -16,9 +22,10 @@ e.g. ``TT(1) L=3``, ``TT(10) weights=linear``, ``TT(10) strategy=remote``. ``<n>
 attack iterations (it must equal the attack's resolved ``steps``); a setting left out means TT's default
 (L = 7, gaussian, adjacent), so plain ``TT(10)`` is the default cell shared by all three ablations. The
 name must agree with the attack's options (checked; a mismatch is a ``ValueError``). Names that do not
-start with ``TT(`` (``MI+TT(10)``, ``FGSM``, ...) are ignored.
+start with ``TT(`` (``MI+TT(10)``, ``FGSM``, ...) are ignored. New configs keep this convention so their
+tables read well.
 
-Which ablations a run contains follows from the names: attacks with the same n and the same weights and
+Which ablations a run contains follows from the settings: attacks with the same n and the same weights and
 strategy but at least two shift lengths form an L sweep; the same n, L and strategy with at least two
 weight kinds form a weights ablation; the same n, L and weights with at least two strategies a strategy
 ablation. `run_ablation_report` writes tables (CSV + Markdown), Figure-4-style plots and the paired
@@ -29,24 +36,40 @@ interval resampling clips.
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from vidadv.attacks.temporal import SHIFT_STRATEGIES, WEIGHT_KINDS
-from vidadv.evaluation.report import csv_text, markdown_table
+from vidadv.evaluation.ablation import (
+    NAME_CONVENTION,
+    PAPER_TABLE2,
+    STRATEGY_PAIRS,
+    TT_DEFAULTS,
+    WEIGHT_PAIRS,
+    Ablations,
+    TTVariant,
+    detect_ablations,
+    format_tt_name,
+    parse_tt_name,
+    plot_shift_length,
+    settings_variant,
+)
+from vidadv.evaluation.outcomes import (
+    BLACKBOX_AVERAGE,
+    BlackboxCell,
+    Outcomes,
+    blackbox_cell,
+    paired_differences,
+)
+from vidadv.evaluation.report import ReportWriter, csv_text, format_table, markdown_table
 from vidadv.experiments.config import ExperimentConfig
-from vidadv.experiments.evaluate import FLOAT, LoadedRun, collect_predictions, compare_attacks, load_run
-from vidadv.experiments.runtime import ModelFactory, format_table, jsonable
-from vidadv.utils.io import atomic_write_bytes, atomic_write_text
-from vidadv.utils.stats import bootstrap_mean_ci
+from vidadv.experiments.predictions import FLOAT, LoadedRun, collect_predictions, load_run, run_outcomes
+from vidadv.experiments.runner import recorded_attack_settings
+from vidadv.experiments.runtime import ModelFactory
 
 __all__ = [
     "TT_DEFAULTS",
@@ -58,133 +81,26 @@ __all__ = [
     "parse_tt_name",
     "format_tt_name",
     "tt_variants",
+    "settings_variant",
     "detect_ablations",
     "attack_costs",
     "plot_shift_length",
     "run_ablation_report",
 ]
 
-#: build_attack's TT defaults: the fixed settings of every ablation, and what an omitted setting means.
-TT_DEFAULTS: dict[str, Any] = {"shift_length": 7, "weights": "gaussian", "strategy": "adjacent"}
 
-#: Table 2 of the paper: average black-box ASR (%) with NL-101 as the white-box model,
-#: {(factor, setting): {iterations: ASR}}.
-PAPER_TABLE2: dict[tuple[str, str], dict[int, float]] = {
-    ("weights", "uniform"): {1: 65.06, 10: 49.80},
-    ("weights", "linear"): {1: 66.37, 10: 52.60},
-    ("weights", "gaussian"): {1: 66.80, 10: 51.35},
-    ("strategy", "adjacent"): {1: 65.56, 10: 43.37},
-    ("strategy", "random"): {1: 58.06, 10: 23.25},
-    ("strategy", "remote"): {1: 57.31, 10: 26.81},
-}
-
-#: Paired comparisons (A, B) reported as ASR(A) - ASR(B) on the same clips.
-WEIGHT_PAIRS: tuple[tuple[str, str], ...] = (
-    ("gaussian", "uniform"),
-    ("linear", "uniform"),
-    ("gaussian", "linear"),
-)
-STRATEGY_PAIRS: tuple[tuple[str, str], ...] = (
-    ("adjacent", "random"),
-    ("adjacent", "remote"),
-    ("remote", "random"),
-)
-
-_NAME_PATTERN = re.compile(r"^TT\((?P<n>\d+)\)(?P<settings>(?:\s+\S+)*)\s*$")
-_CONVENTION = (
-    "TT ablation attacks are named 'TT(<n>) [L=<int>] [weights=uniform|linear|gaussian] "
-    "[strategy=adjacent|random|remote]', e.g. 'TT(1) L=3', 'TT(10) weights=linear', 'TT(10) strategy=remote'"
-)
-
-
-# ------------------------------------------------------------------------------------------------
-# Names
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TTVariant:
-    """One TT attack of a run: its display name, iterations n of TT(n), shift length L, weights, strategy."""
-
-    name: str
-    iterations: int
-    shift_length: int
-    weights: str
-    strategy: str
-
-    def setting(self, factor: str) -> Any:
-        """The value of `factor` ("shift_length", "weights" or "strategy")."""
-        return {"shift_length": self.shift_length, "weights": self.weights, "strategy": self.strategy}[factor]
-
-
-def parse_tt_name(name: str) -> TTVariant | None:
-    """Parse an ablation attack name (see the module docstring); None when it does not start with "TT(".
-
-    Omitted settings take `TT_DEFAULTS`. A name that starts with "TT(" but breaks the convention is a
-    `ValueError`.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"an attack name must be a str, got {type(name).__name__}")
-    if not name.startswith("TT("):
-        return None
-    match = _NAME_PATTERN.match(name)
-    if match is None:
-        raise ValueError(f"attack name {name!r} does not follow the convention: {_CONVENTION}")
-    iterations = int(match["n"])
-    if iterations < 1:
-        raise ValueError(f"attack name {name!r}: the number of iterations n in TT(n) must be >= 1")
-    settings: dict[str, Any] = {}
-    for token in match["settings"].split():
-        key, sep, value = token.partition("=")
-        if not sep or not value:
-            raise ValueError(f"attack name {name!r}: {token!r} is not key=value; {_CONVENTION}")
-        field_name = {"L": "shift_length", "weights": "weights", "strategy": "strategy"}.get(key)
-        if field_name is None:
-            raise ValueError(
-                f"attack name {name!r}: unknown setting {key!r}; allowed: L, weights, strategy. {_CONVENTION}"
-            )
-        if field_name in settings:
-            raise ValueError(f"attack name {name!r} sets {key!r} twice")
-        if field_name == "shift_length":
-            if not value.isdigit():
-                raise ValueError(f"attack name {name!r}: L must be an integer >= 0, got {value!r}")
-            settings[field_name] = int(value)
-        elif field_name == "weights":
-            if value not in WEIGHT_KINDS:
-                raise ValueError(
-                    f"attack name {name!r}: weights must be one of {', '.join(WEIGHT_KINDS)}, got {value!r}"
-                )
-            settings[field_name] = value
-        else:
-            if value not in SHIFT_STRATEGIES:
-                raise ValueError(
-                    f"attack name {name!r}: strategy must be one of {', '.join(SHIFT_STRATEGIES)}, "
-                    f"got {value!r}"
-                )
-            settings[field_name] = value
-    return TTVariant(name=name, iterations=iterations, **{**TT_DEFAULTS, **settings})
-
-
-def format_tt_name(
-    iterations: int, shift_length: int | None = None, weights: str | None = None, strategy: str | None = None
-) -> str:
-    """The conventional name, e.g. format_tt_name(1, shift_length=3) == "TT(1) L=3"."""
-    parts = [f"TT({iterations})"]
-    if shift_length is not None:
-        parts.append(f"L={shift_length}")
-    if weights is not None:
-        parts.append(f"weights={weights}")
-    if strategy is not None:
-        parts.append(f"strategy={strategy}")
-    name = " ".join(parts)
-    parse_tt_name(name)  # ValueError for a bad value
-    return name
-
-
-def tt_variants(config: ExperimentConfig) -> list[TTVariant]:
-    """The run's attacks that follow the naming convention, checked against their spec and options."""
+def tt_variants(
+    config: ExperimentConfig, settings: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[TTVariant]:
+    """The run's TT ablation attacks: from their recorded `settings` ({attack name: settings}) where the
+    run has them, else from their names (the convention above, checked against their spec and options)."""
     variants = []
     for attack in config.attacks:
+        if settings and attack.name in settings:
+            recorded = settings_variant(settings[attack.name])
+            if recorded is not None:
+                variants.append(recorded)
+            continue
         variant = parse_tt_name(attack.name)
         if variant is None:
             continue
@@ -206,73 +122,10 @@ def tt_variants(config: ExperimentConfig) -> list[TTVariant]:
             if resolved[key] != value:
                 raise ValueError(
                     f"attack {attack.name!r}: its name means {key}={value!r} but its options give "
-                    f"{key}={resolved[key]!r}; make the name and the options agree ({_CONVENTION})"
+                    f"{key}={resolved[key]!r}; make the name and the options agree ({NAME_CONVENTION})"
                 )
         variants.append(variant)
     return variants
-
-
-# ------------------------------------------------------------------------------------------------
-# Which ablations a run contains
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Ablations:
-    """The ablation groups of a run.
-
-    shift_sweeps: {(n, weights, strategy): variants sorted by L} (>= 2 shift lengths);
-    weights: {(n, L, strategy): {weights kind: variant}} (>= 2 kinds);
-    strategies: {(n, L, weights): {strategy: variant}} (>= 2 strategies).
-    A setting that appears under two names is represented by the first one in config order.
-    """
-
-    shift_sweeps: Mapping[tuple[int, str, str], tuple[TTVariant, ...]]
-    weights: Mapping[tuple[int, int, str], Mapping[str, TTVariant]]
-    strategies: Mapping[tuple[int, int, str], Mapping[str, TTVariant]]
-
-    @property
-    def attack_names(self) -> list[str]:
-        """Every attack used by some group, without repeats."""
-        names = [v.name for group in self.shift_sweeps.values() for v in group]
-        names += [v.name for group in self.weights.values() for v in group.values()]
-        names += [v.name for group in self.strategies.values() for v in group.values()]
-        return list(dict.fromkeys(names))
-
-    @property
-    def empty(self) -> bool:
-        return not (self.shift_sweeps or self.weights or self.strategies)
-
-
-def detect_ablations(variants: Sequence[TTVariant]) -> Ablations:
-    """Group TT variants into L sweeps, weights ablations and strategy ablations (see `Ablations`)."""
-    unique: dict[tuple[int, int, str, str], TTVariant] = {}
-    for v in variants:
-        unique.setdefault((v.iterations, v.shift_length, v.weights, v.strategy), v)
-    sweeps: dict[tuple[int, str, str], list[TTVariant]] = {}
-    weights: dict[tuple[int, int, str], dict[str, TTVariant]] = {}
-    strategies: dict[tuple[int, int, str], dict[str, TTVariant]] = {}
-    for v in unique.values():
-        sweeps.setdefault((v.iterations, v.weights, v.strategy), []).append(v)
-        weights.setdefault((v.iterations, v.shift_length, v.strategy), {})[v.weights] = v
-        strategies.setdefault((v.iterations, v.shift_length, v.weights), {})[v.strategy] = v
-    return Ablations(
-        shift_sweeps={
-            key: tuple(sorted(group, key=lambda v: v.shift_length))
-            for key, group in sorted(sweeps.items())
-            if len(group) >= 2
-        },
-        weights={
-            key: {kind: group[kind] for kind in WEIGHT_KINDS if kind in group}
-            for key, group in sorted(weights.items())
-            if len(group) >= 2
-        },
-        strategies={
-            key: {kind: group[kind] for kind in SHIFT_STRATEGIES if kind in group}
-            for key, group in sorted(strategies.items())
-            if len(group) >= 2
-        },
-    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -314,50 +167,21 @@ def attack_costs(
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Cell:
-    """Outcomes of one (white-box, attack): per-model ASR and the black-box average with its interval."""
-
-    attack: str
-    n_clips: int
-    asr: Mapping[str, float]
-    average: float | None
-    lo: float | None
-    hi: float | None
-
-
-def _cell(
-    run: LoadedRun, predictions: Mapping[tuple[str, str, str], Mapping[str, int]], whitebox: str, attack: str
-) -> _Cell:
-    config = run.config
-    others = [m for m in config.model_labels if m != whitebox]
-    fooled: dict[str, list[int]] = {m: [] for m in others}
-    fractions: list[float] = []
-    for clip in run.clips:
-        preds = predictions.get((whitebox, attack, clip.clip_id))
-        if preds is None:
-            continue
-        flags = [int(preds[m] != clip.label) for m in others]
-        for model, flag in zip(others, flags, strict=True):
-            fooled[model].append(flag)
-        if others:
-            fractions.append(sum(flags) / len(others))
-    n = len(fractions)
-    if n == 0:
-        return _Cell(attack, 0, {}, None, None, None)
-    interval = bootstrap_mean_ci(fractions, n_boot=config.bootstrap_samples, seed=config.seed)
-    asr = {m: sum(v) / len(v) for m, v in fooled.items()}
-    return _Cell(attack, n, asr, interval.estimate, interval.lo, interval.hi)
-
-
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.2f}"
 
 
-def _ci(cell: _Cell) -> str:
-    if cell.average is None or cell.lo is None or cell.hi is None:
+def _average_fields(cell: BlackboxCell) -> dict[str, float | None]:
+    """The black-box average and its interval bounds (None without clips)."""
+    if cell.interval is None:
+        return {"average": None, "lo": None, "hi": None}
+    return {"average": cell.interval.estimate, "lo": cell.interval.lo, "hi": cell.interval.hi}
+
+
+def _ci(cell: BlackboxCell) -> str:
+    if cell.interval is None:
         return "-"
-    return f"{100 * cell.average:.2f} [{100 * cell.lo:.1f}, {100 * cell.hi:.1f}]"
+    return f"{100 * cell.interval.estimate:.2f} [{100 * cell.interval.lo:.1f}, {100 * cell.interval.hi:.1f}]"
 
 
 def _file_part(text: str) -> str:
@@ -373,51 +197,6 @@ def _figure_name(iterations: int, weights: str, strategy: str, whitebox: str, ma
     return name + ".png"
 
 
-def plot_shift_length(
-    lengths: Sequence[int],
-    asr: Mapping[str, Sequence[float]],
-    average: Sequence[float],
-    path: str | os.PathLike[str],
-    title: str = "",
-    band: tuple[Sequence[float], Sequence[float]] | None = None,
-) -> Path:
-    """Figure 4 of the paper: ASR (%) of each black-box model against the shift length L (PNG, Agg).
-
-    asr[model][i] and average[i] are fractions for lengths[i]; band = (lo, hi) shades the average's interval.
-    """
-    from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the global backend alone
-
-    figure = Figure(figsize=(6.0, 4.0), dpi=110)
-    axes = figure.add_subplot(1, 1, 1)
-    markers = "osD^v<>ph*"
-    for index, (model, values) in enumerate(asr.items()):
-        axes.plot(lengths, [100 * v for v in values], marker=markers[index % len(markers)], label=model)
-    axes.plot(
-        lengths,
-        [100 * v for v in average],
-        color="black",
-        linestyle="--",
-        linewidth=2.0,
-        label="average" + (" (95 % CI)" if band is not None else ""),
-    )
-    if band is not None:
-        axes.fill_between(
-            lengths, [100 * v for v in band[0]], [100 * v for v in band[1]], color="black", alpha=0.12
-        )
-    axes.set_xticks(list(lengths))
-    axes.set_xlabel("shift length L")
-    axes.set_ylabel("attack success rate (%)")
-    axes.set_ylim(0, 100)
-    axes.grid(alpha=0.3)
-    if title:
-        axes.set_title(title, fontsize=9)
-    axes.legend(fontsize=7, loc="best")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
 def _fixed_text(factor: str, length: int, other: str) -> str:
     """The settings held fixed in a weights (L, strategy) or strategy (L, weights) ablation."""
     return f"L={length}, {other} {'shifts' if factor == 'weights' else 'weights'}"
@@ -430,26 +209,26 @@ def _paper_text(value: float | None, signed: bool = False) -> str:
 class _Report:
     """Tables, plots and the JSON summary of one ablation report (see `run_ablation_report`)."""
 
-    def __init__(
-        self,
-        run: LoadedRun,
-        predictions: Mapping[tuple[str, str, str], Mapping[str, int]],
-        folder: Path,
-    ) -> None:
-        self.run, self.config, self.predictions, self.folder = run, run.config, predictions, folder
+    def __init__(self, run: LoadedRun, outcomes: Outcomes, folder: Path) -> None:
+        self.run, self.config, self.outcomes = run, run.config, outcomes
+        self.boot = {"n_boot": run.config.bootstrap_samples, "seed": run.config.seed}
         self.many_whiteboxes = len(self.config.whitebox) > 1
-        self.written: list[str] = []
+        self.writer = ReportWriter(folder)
+        self.folder = folder
         self.records: dict[str, list[dict[str, Any]]] = {"shift_length": [], "table2": [], "pairs": []}
-        self._cells: dict[tuple[str, str], _Cell] = {}
+        self._cells: dict[tuple[str, str], BlackboxCell] = {}
 
-    def cell(self, whitebox: str, attack: str) -> _Cell:
+    @property
+    def written(self) -> list[str]:
+        return self.writer.written
+
+    def cell(self, whitebox: str, attack: str) -> BlackboxCell:
         if (whitebox, attack) not in self._cells:
-            self._cells[(whitebox, attack)] = _cell(self.run, self.predictions, whitebox, attack)
+            self._cells[(whitebox, attack)] = blackbox_cell(self.outcomes, whitebox, attack, **self.boot)
         return self._cells[(whitebox, attack)]
 
     def write(self, name: str, text: str) -> None:
-        atomic_write_text(self.folder / name, text)
-        self.written.append(name)
+        self.writer.text(name, text)
 
     # ----- Figure 4 -----------------------------------------------------------------------------
     def shift_length(self, sweeps: Mapping[tuple[int, str, str], Sequence[TTVariant]]) -> None:
@@ -479,9 +258,7 @@ class _Report:
                             "attack": v.name,
                             "n_clips": c.n_clips,
                             "asr": dict(c.asr),
-                            "average": c.average,
-                            "lo": c.lo,
-                            "hi": c.hi,
+                            **_average_fields(c),
                         }
                     )
                 markdown += [f"### {title}\n", markdown_table(header, body) + "\n"]
@@ -493,12 +270,15 @@ class _Report:
                     figure = plot_shift_length(
                         [v.shift_length for v in present],
                         {m: [c.asr[m] for c in cells] for m in others},
-                        [c.average or 0.0 for c in cells],
+                        [_average_fields(c)["average"] or 0.0 for c in cells],
                         self.folder / _figure_name(n, weights, strategy, whitebox, self.many_whiteboxes),
                         title=f"TT({n}) ({weights}, {strategy}), white-box {whitebox}: transfer ASR",
-                        band=([c.lo or 0.0 for c in cells], [c.hi or 0.0 for c in cells]),
+                        band=(
+                            [_average_fields(c)["lo"] or 0.0 for c in cells],
+                            [_average_fields(c)["hi"] or 0.0 for c in cells],
+                        ),
                     )
-                    self.written.append(figure.name)
+                    self.writer.plots([figure])
         # columns: the black-box models (with several white-box models: every model, blank = white-box)
         models = [m for m in self.config.model_labels if self.many_whiteboxes or m != self.config.whitebox[0]]
         keys = ("whitebox", "iterations", "weights", "strategy", "shift_length", "attack", "n_clips")
@@ -587,9 +367,7 @@ class _Report:
                         "fixed": _fixed_text(factor, length, other),
                         "attack": variant.name,
                         "n_clips": c.n_clips,
-                        "average": c.average,
-                        "lo": c.lo,
-                        "hi": c.hi,
+                        **_average_fields(c),
                         "paper": paper,
                     }
                 )
@@ -606,8 +384,8 @@ class _Report:
                 if setting_a not in group or setting_b not in group:
                     continue
                 a, b = group[setting_a].name, group[setting_b].name
-                rows = compare_attacks(self.run, self.predictions, a, b, [whitebox])
-                average = [r for r in rows if r["model"] == "black-box average"]
+                rows = paired_differences(self.outcomes, a, b, [whitebox], **self.boot)
+                average = [r for r in rows if r["model"] == BLACKBOX_AVERAGE]
                 if not average:
                     continue
                 r = average[0]
@@ -662,12 +440,13 @@ def run_ablation_report(
     """
     run = load_run(run_dir, check_model_names=model_factory is None)
     config = run.config
-    ablations = detect_ablations(tt_variants(config))
+    ablations = detect_ablations(tt_variants(config, recorded_attack_settings(run.layout)))
     if ablations.empty:
         names = ", ".join(a.name for a in config.attacks)
         raise ValueError(
             f"run {str(run.layout.root)!r} contains no TT ablation (attacks: {names}). An ablation needs "
-            f"two or more TT attacks that differ in one setting. {_CONVENTION}"
+            f"two or more plain 'tt' attacks that differ in one setting (runs made before attack settings "
+            f"were recorded: {NAME_CONVENTION})"
         )
     folder = Path(out) if out is not None else run.layout.eval_dir / "ablation"
     predictions, missing = collect_predictions(
@@ -679,7 +458,7 @@ def run_ablation_report(
         device=device,
         progress=progress,
     )
-    report = _Report(run, predictions[variant], folder)
+    report = _Report(run, run_outcomes(run, predictions[variant]), folder)
     if ablations.shift_sweeps:
         report.shift_length(ablations.shift_sweeps)
     groups = [("weights", key, group) for key, group in ablations.weights.items()]
@@ -696,7 +475,7 @@ def run_ablation_report(
         "missing": [list(item) for item in missing],
         **report.records,
     }
-    report.write("ablation.json", json.dumps(jsonable(summary), indent=1, allow_nan=False) + "\n")
+    report.writer.json("ablation.json", summary, indent=1)
     print(
         f"\n{len(run.clips)} attacked clips per (white-box, attack); all values in % "
         f"(variant {variant}, {config.bootstrap_samples} bootstrap resamples, seed {config.seed})."

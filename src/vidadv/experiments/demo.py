@@ -25,19 +25,16 @@ from typing import Any
 
 import yaml
 
+from vidadv.evaluation.outcomes import BLACKBOX_AVERAGE, Outcomes, asr_matrix, paired_differences
 from vidadv.evaluation.report import (
-    AsrMatrix,
     HtmlTable,
+    ReportWriter,
     Section,
     asr_table_rows,
-    csv_text,
     gallery_item,
-    markdown_table,
     plot_asr_bars,
-    write_asr_tables,
-    write_html_report,
 )
-from vidadv.utils.io import atomic_write_json, atomic_write_text, load_tensors
+from vidadv.utils.io import atomic_write_text, load_tensors
 
 ZOO_MODELS = ("nl-s", "nl-l", "slowfast-s", "slowfast-l", "tpn-s", "tpn-l")
 WHITEBOX_MODELS = ("nl-l", "slowfast-l", "tpn-l")
@@ -128,16 +125,16 @@ def _check_zoo() -> None:
         raise ValueError(f"the zoo manifest lacks {missing}; run `vidadv zoo train` first")
 
 
-def _pair_rows(run: Any, predictions: dict, attacks: list[str]) -> list[dict[str, Any]]:
-    from vidadv.experiments.evaluate import compare_attacks
-
+def _pair_rows(outcomes: Outcomes, n_boot: int, seed: int) -> list[dict[str, Any]]:
+    """The black-box-average rows of `paired_differences` for each of DEMO_PAIRS in the run."""
     rows = []
     for with_tt, without in DEMO_PAIRS:
-        if with_tt not in attacks or without not in attacks:
+        if with_tt not in outcomes.attacks or without not in outcomes.attacks:
             continue
-        for row in compare_attacks(run, predictions, with_tt, without, list(run.config.whitebox)):
-            if row["model"] == "black-box average":
-                rows.append({"a": with_tt, "b": without, **row})
+        differences = paired_differences(
+            outcomes, with_tt, without, outcomes.whiteboxes, n_boot=n_boot, seed=seed
+        )
+        rows += [{"a": with_tt, "b": without, **r} for r in differences if r["model"] == BLACKBOX_AVERAGE]
     return rows
 
 
@@ -159,13 +156,6 @@ def _pair_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     return header, body
 
 
-def _print_table(title: str, header: Sequence[str], body: Sequence[Sequence[str]]) -> None:
-    from vidadv.experiments.runtime import format_table
-
-    print(f"\n== {title} ==")
-    print(format_table(header, body))
-
-
 def run_demo(
     out_dir: str | Path = "vidadv-demo",
     quick: bool = False,
@@ -178,8 +168,8 @@ def run_demo(
     """Run the demo; returns an exit code. See the module docstring."""
     from vidadv.experiments import run_attack, run_select
     from vidadv.experiments.config import config_from_dict
-    from vidadv.experiments.evaluate import FLOAT, collect_predictions, load_run, outcome_rows
-    from vidadv.experiments.runtime import default_dataset_factory, jsonable, versions
+    from vidadv.experiments.predictions import FLOAT, collect_predictions, load_run, run_outcomes
+    from vidadv.experiments.runtime import default_dataset_factory, versions
 
     started = time.perf_counter()
     _check_zoo()
@@ -200,19 +190,13 @@ def run_demo(
     predictions, missing = collect_predictions(run, [FLOAT], progress=progress)
     if missing:
         raise RuntimeError(f"{len(missing)} adversarial clips are missing after the attack run")
-    preds = predictions[FLOAT]
-    rows = outcome_rows(run, preds)
-    matrix = AsrMatrix.from_outcomes(rows, models=config.model_labels)
-    order = {
-        (wb, a.name): i for i, (wb, a) in enumerate((w, a) for w in config.whitebox for a in config.attacks)
-    }
-    matrix = AsrMatrix(matrix.models, tuple(sorted(matrix.rows, key=lambda r: order[(r.whitebox, r.attack)])))
-    write_asr_tables(matrix, out, "asr", title="Embedded benchmark: attack success rate (%)")
-    attack_names = [a.name for a in config.attacks]
-    pairs = _pair_rows(run, preds, attack_names)
+    outcomes = run_outcomes(run, predictions[FLOAT])
+    matrix = asr_matrix(outcomes)
+    report = ReportWriter(out)
+    report.asr_matrix(matrix, "asr", title="Embedded benchmark: attack success rate (%)")
+    pairs = _pair_rows(outcomes, config.bootstrap_samples, config.seed)
     pair_header, pair_body = _pair_table(pairs)
-    atomic_write_text(out / "pairs.md", markdown_table(pair_header, pair_body) + "\n")
-    atomic_write_text(out / "pairs.csv", csv_text(pair_header, pair_body))
+    report.table("pairs", pair_header, pair_body)
 
     plots = []
     for wb in config.whitebox:
@@ -220,6 +204,7 @@ def run_demo(
             r.attack: {m: r.asr[m] for m in matrix.models if m != wb} for r in matrix.rows if r.whitebox == wb
         }
         plots.append(plot_asr_bars(per_attack, out / f"asr_{wb}.png", title=f"white-box {wb}: transfer ASR"))
+    report.plots(plots)
 
     n_clips = len(run.clips)
     denominator = (
@@ -227,8 +212,8 @@ def run_demo(
         "misclassifies; black-box average = mean over the five models other than the white-box one."
     )
     m_header, m_rows = asr_table_rows(matrix)
-    _print_table("ASR (%), * = white-box", m_header, m_rows)
-    _print_table(
+    report.show("ASR (%), * = white-box", m_header, m_rows)
+    report.show(
         "Black-box ASR: attack with TT (A) vs without (B), same clips, paired bootstrap",
         pair_header,
         pair_body,
@@ -247,20 +232,27 @@ def run_demo(
         "pairs": pairs,
         "clips": [{"clip_id": c.clip_id, "label": c.label, "index": c.index} for c in run.clips],
         "predictions": [
-            {"whitebox": wb, "attack": attack, "clip_id": clip_id, "preds": p}
-            for (wb, attack, clip_id), p in preds.items()
+            {
+                "whitebox": wb,
+                "attack": attack,
+                "clip_id": clip_id,
+                "preds": {m: o.adv_pred for m, o in p.items()},
+            }
+            for (wb, attack, clip_id), p in outcomes.items().items()
         ],
         "seconds": round(elapsed, 1),
     }
-    atomic_write_json(out / "results.json", jsonable(results))
-    sections = [
-        Section("What was run", text=_summary_text(config, n_clips)),
+    report.json("results.json", results)
+    report.section(Section("What was run", text=_summary_text(config, n_clips)))
+    report.section(
         Section(
             "Attack success rate (%)",
             text=denominator,
             tables=[HtmlTable(m_header, m_rows, "* = white-box model")],
             images=[str(p) for p in plots],
-        ),
+        )
+    )
+    report.section(
         Section(
             "Does Temporal Translation transfer better? (paired, same clips)",
             text=(
@@ -271,14 +263,14 @@ def run_demo(
                 "time-shifted ones."
             ),
             tables=[HtmlTable(pair_header, pair_body)],
-        ),
-    ]
+        )
+    )
     if gallery:
-        sections.append(Section("Clips: clean, adversarial, perturbation (amplified)", gallery=gallery))
-    report = write_html_report(out, "vidadv demo: Temporal Translation on the embedded benchmark", sections)
+        report.section(Section("Clips: clean, adversarial, perturbation (amplified)", gallery=gallery))
+    html = report.html("vidadv demo: Temporal Translation on the embedded benchmark")
     print(
         f"wrote {out}/asr.csv, asr.md, pairs.csv, pairs.md, results.json, "
-        f"{', '.join(p.name for p in plots)}, {report.name}  ({elapsed:.0f} s)"
+        f"{', '.join(p.name for p in plots)}, {html.name}  ({elapsed:.0f} s)"
     )
     return 0
 

@@ -5,13 +5,16 @@ Output (in the config's output folder):
   adv/<whitebox>/<attack>/<clip>.safetensors
       tensor "adv" (C, T, H, W) in `save_dtype`, and header metadata "record": JSON with the clip id,
       label, the white-box model's clean and adversarial prediction and loss, the L-inf norm of the
-      saved perturbation, the attack seed and the wall time per clip
-  attack_records.csv, attack_summary.json   written by rank 0 once every process is done
+      saved perturbation, the attack seed, the wall time per clip and the attack's structured settings
+      (`attack_settings`: name, canonical spec, steps, eps, every resolved option)
+  attack_records.csv, attack_summary.json   written by rank 0 once every process is done; the summary's
+      "attack_settings" maps each attack name to its settings (read by `vidadv ablation`)
 
 Every file is written atomically, so `kill -9` loses at most the clips in flight; rerunning the same
 command skips finished files. The unit of work is a fixed batch of `batch_size` consecutive selected
 clips attacked together with one seed derived from (seed, clip ids); batches are identical whatever
 the number of processes, so a sharded run (torchrun) writes the same tensors as a single process.
+Each attack is built once per white-box model and called for every batch with that batch's seed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import math
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -67,6 +71,7 @@ from vidadv.utils.io import (
     atomic_write_json,
     atomic_write_text,
     load_tensor_metadata,
+    read_json,
     remove_stale_temporaries,
 )
 
@@ -213,20 +218,46 @@ def _build_attack(
         ) from err
 
 
+def _settings_value(value: Any) -> Any:
+    """An option value as JSON: tensors and tuples become lists, modules their class name."""
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return [_settings_value(v) for v in value]
+    if isinstance(value, nn.Module):
+        return type(value).__name__
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return repr(value)
+
+
+def attack_settings(config: ExperimentConfig, attack: AttackSpec, built: Any) -> dict[str, Any]:
+    """The structured settings of a built attack, recorded with every clip it attacks.
+
+    name, spec (canonical where the attack says it, e.g. "tt+mi" -> "mi+tt"), steps, eps and every option
+    (the attack's resolved options, defaults included, when it exposes them as `options`; else the
+    config's). The per-batch seed is recorded separately.
+    """
+    resolved = getattr(built, "options", None)
+    options = dict(resolved) if isinstance(resolved, Mapping) else config.attack_options(attack)
+    options = {k: _settings_value(v) for k, v in options.items() if k not in ("seed", "progress")}
+    spec = getattr(built, "spec", None)
+    return {
+        "name": attack.name,
+        "spec": spec if isinstance(spec, str) else attack.spec,
+        "steps": _settings_value(getattr(built, "steps", options.get("steps"))),
+        "eps": _settings_value(getattr(built, "eps", options.get("eps"))),
+        "options": options,
+    }
+
+
 def _attack_batch(
-    config: ExperimentConfig,
-    attack: AttackSpec,
-    model: nn.Module,
-    attack_factory: AttackFactory | None,
-    clean: torch.Tensor,
-    labels: torch.Tensor,
-    seed: int,
+    attack: AttackSpec, attacker: Any, clean: torch.Tensor, labels: torch.Tensor, seed: int
 ) -> tuple[torch.Tensor, float, int | None]:
     """Adversarial clips (float32, CPU), the wall time of the attack and its gradient evaluations per step."""
     torch.manual_seed(seed)
-    attacker = _build_attack(config, attack, model, attack_factory, seed)
     start = time.perf_counter()
-    adversarial = attacker(clean, labels)
+    adversarial = attacker(clean, labels, seed=seed)
     if clean.is_cuda:
         torch.cuda.synchronize(clean.device)
     elapsed = time.perf_counter() - start
@@ -271,14 +302,21 @@ def _run_jobs(
     bar = tqdm(total=total, desc="attack", unit="clip", disable=not (progress and ctx.is_main), smoothing=0.1)
     model: nn.Module | None = None
     model_label: str | None = None
+    attackers: dict[str, Any] = {}
+    settings: dict[str, dict[str, Any]] = {}
     written = 0
     for whitebox, number, todo in jobs:
         if whitebox != model_label:
-            model = None  # free the previous white-box model before loading the next
+            model, attackers = None, {}  # free the previous white-box model before loading the next
             model = prepare_model(model_factory, config.model(whitebox), device, dtype)
             model_label = whitebox
-            for attack in config.attacks:  # fail now, not hours later, if an attack cannot be built
-                _build_attack(config, attack, model, attack_factory, config.seed, whitebox)
+            # every attack built once per white-box model (each batch calls it with its own seed); building
+            # them all now fails early, not hours later, if one cannot be built
+            for attack in config.attacks:
+                attackers[attack.name] = _build_attack(
+                    config, attack, model, attack_factory, config.seed, whitebox
+                )
+                settings[attack.name] = attack_settings(config, attack, attackers[attack.name])
         assert model is not None
         batch = batches[number]
         clean_cpu = _load_batch(dataset, batch)
@@ -294,7 +332,7 @@ def _run_jobs(
                 continue
             bar.set_postfix_str(f"{whitebox} / {attack.name}", refresh=False)
             adversarial, elapsed, evaluations = _attack_batch(
-                config, attack, model, attack_factory, clean, labels, seed
+                attack, attackers[attack.name], clean, labels, seed
             )
             saved = adversarial.to(save_dtype)
             adv_preds, adv_losses = _predict_with_loss(model, saved.float(), labels, device, dtype)
@@ -320,6 +358,7 @@ def _run_jobs(
                     "rank": ctx.rank,
                     "gradient_evaluations_per_step": evaluations,
                     "config_hash": config.config_hash(),
+                    "settings": settings[attack.name],
                 }
                 metadata = {"format": ADV_FORMAT, "record": json.dumps(record)}
                 atomic_save_tensors(path, {"adv": saved[row]}, metadata)
@@ -344,6 +383,7 @@ def summarize_attack_run(
     """Collect every record of the run into attack_records.csv and attack_summary.json."""
     tolerance = 1e-6 + dtype_resolution(config.torch_save_dtype)
     records: list[dict[str, Any]] = []
+    settings: dict[str, dict[str, Any]] = {}
     missing: list[str] = []
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for whitebox in config.whitebox:
@@ -356,6 +396,8 @@ def summarize_attack_run(
                 record = read_record(path)
                 records.append(record)
                 groups[(whitebox, attack.name)].append(record)
+                if "settings" in record:
+                    settings.setdefault(attack.name, record["settings"])
     rows = []
     for whitebox in config.whitebox:
         for attack in config.attacks:
@@ -383,6 +425,7 @@ def summarize_attack_run(
         "missing_files": missing,
         "complete": not missing,
         "rows": rows,
+        "attack_settings": settings,
     }
     buffer = io.StringIO()
     writer = csv.DictWriter(
@@ -393,6 +436,16 @@ def summarize_attack_run(
     atomic_write_text(layout.records_csv, buffer.getvalue())
     atomic_write_json(layout.attack_summary, summary)
     return summary
+
+
+def recorded_attack_settings(layout: RunLayout) -> dict[str, dict[str, Any]]:
+    """{attack name: structured settings} recorded by `vidadv attack` (empty for runs made before the
+    settings were recorded)."""
+    if not layout.attack_summary.is_file():
+        return {}
+    summary = read_json(layout.attack_summary)
+    settings = summary.get("attack_settings", {}) if isinstance(summary, dict) else {}
+    return dict(settings) if isinstance(settings, dict) else {}
 
 
 def format_attack_summary(summary: dict[str, Any]) -> str:

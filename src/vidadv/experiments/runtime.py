@@ -8,7 +8,7 @@ import json
 import platform
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,7 +16,9 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from vidadv.evaluation.report import format_table as format_table  # re-exported for the commands
 from vidadv.experiments.config import ExperimentConfig, ModelSpec, load_config
+from vidadv.utils.io import jsonable as jsonable  # re-exported for the commands
 from vidadv.utils.io import read_json
 
 SELECTION_FORMAT = "vidadv-selection/1"
@@ -24,13 +26,16 @@ RUN_FORMAT = "vidadv-run/1"
 ADV_FORMAT = "vidadv-adv/1"
 
 
-class Attack(Protocol):
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+class SeededAttack(Protocol):
+    """What an attack factory builds for the runner (once per white-box model): called per batch with the
+    batch's seed, which seeds the call's random draws (`vidadv.attacks.Attack` is one)."""
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, *, seed: int) -> torch.Tensor: ...
 
 
 ModelFactory = Callable[[ModelSpec, torch.device, torch.dtype], nn.Module]
 DatasetFactory = Callable[[dict[str, Any]], Any]
-AttackFactory = Callable[..., Attack]
+AttackFactory = Callable[..., SeededAttack]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -59,7 +64,7 @@ def default_dataset_factory(spec: dict[str, Any]) -> Any:
     return build_dataset(spec)
 
 
-def default_attack_factory(spec: str, model: nn.Module, **options: Any) -> Attack:
+def default_attack_factory(spec: str, model: nn.Module, **options: Any) -> SeededAttack:
     """`vidadv.attacks.build_attack(spec, model, **options)`."""
     from vidadv.attacks import build_attack
 
@@ -294,33 +299,6 @@ def predict(model: nn.Module, clips: torch.Tensor, dtype: torch.dtype) -> torch.
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"a model must map (N, C, T, H, W) clips to logits (N, K); got {shape}")
     return logits.argmax(dim=1).cpu()
-
-
-def jsonable(obj: Any) -> Any:
-    """Recursively convert tuples/tensors/paths to JSON-friendly values."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def format_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain-text table with aligned columns, for terminal summaries."""
-    text_rows = [[str(cell) for cell in row] for row in rows]
-    widths = [len(h) for h in header]
-    for row in text_rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    for row in text_rows:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-    return "\n".join(lines)
 
 
 def canonical_json(obj: Any) -> str:

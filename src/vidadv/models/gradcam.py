@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from vidadv.utils.checks import check_labels
+
 __all__ = ["grad_cam", "logits_and_cam", "resolve_layer"]
 
 
@@ -60,15 +62,6 @@ def _layer_module(model: nn.Module, layer: str | nn.Module | None) -> nn.Module:
     if isinstance(layer, nn.Module):
         return layer
     return resolve_layer(model, layer)
-
-
-def _check_labels(labels: torch.Tensor | Sequence[int], n: int, device: torch.device) -> torch.Tensor:
-    labels = torch.as_tensor(labels, device=device)
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.dtype.is_complex:
-        raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
-    if labels.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},) (one per clip), got {tuple(labels.shape)}")
-    return labels.long()
 
 
 def logits_and_cam(
@@ -145,7 +138,7 @@ def grad_cam(
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating-point tensor")
     module = _layer_module(model, layer)
-    labels = _check_labels(labels, x.shape[0], x.device)
+    labels = check_labels(labels, x.shape[0], device=x.device)
     inputs = x if create_graph else x.detach().requires_grad_(True)
     _, cam = logits_and_cam(model, inputs, labels, module, create_graph=create_graph)
     return cam if create_graph else cam.detach()
