@@ -420,3 +420,15 @@ def test_official_tt_runs_one_copy_per_pass_on_tpn() -> None:
         assert attack.transforms[0].copy_factors.tolist() == [1.0] * (2 * L + 1)
         with pytest.raises(ValueError, match=f"shift_length={L}"):
             build_attack("tt", VideoClassifier(i3d), convention="official", shift_length=L)
+
+
+def test_official_attack_of_a_batch_equals_its_clips_alone() -> None:
+    network = TinyConv(classes=5)
+    model = VideoClassifier(network, mean=MEAN, std=STD).double()
+    x, y = clips(2, 3, 8, 6, 6, seed=13), torch.tensor([1, 4])
+    attack = build_attack(
+        "mi+di+ti+tt", model, convention="official", shift_length=2, strategy="random", kernel_size=3, steps=2
+    )
+    together = attack(x, y)
+    alone = torch.cat([attack(x[i : i + 1], y[i : i + 1]) for i in range(2)])
+    assert torch.allclose(together, alone, atol=1e-12)
