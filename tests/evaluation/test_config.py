@@ -79,15 +79,17 @@ def test_paper_attack_options_are_accepted_by_build_attack() -> None:
     import torch
     from torch import nn
 
+    from vidadv.models import VideoClassifier
     from vidadv.models.common import ResidualBlock
 
     class Block(ResidualBlock):
         def __init__(self) -> None:
             super().__init__()
             self.linear = nn.Linear(6, 6)
+            self.relu = nn.ReLU()  # named like gluoncv's ReLUs, for convention="official" SGM
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.relu(x + self.scale_residual_grad(self.linear(x)))
+            return self.relu(x + self.scale_residual_grad(self.linear(x)))
 
     class Net(nn.Module):
         attention_layer = "features"
@@ -103,7 +105,9 @@ def test_paper_attack_options_are_accepted_by_build_attack() -> None:
 
     config = load_config(PAPER_CONFIGS["kinetics400"], check_files=False)
     for attack in config.attacks:
-        built = attacks.build_attack(attack.spec, Net(), seed=1, **config.attack_options(attack))
+        # a VideoClassifier: convention="official" SIM and DI need the model's normalization
+        model = VideoClassifier(Net())
+        built = attacks.build_attack(attack.spec, model, seed=1, **config.attack_options(attack))
         assert callable(built)
 
 

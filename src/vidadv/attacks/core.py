@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from vidadv.attacks import official
 from vidadv.attacks.gradients import (
     LOSSES,
     ModelGradient,
@@ -170,6 +171,7 @@ _OPTIONS: dict[str, _Option] = {
     "seed": _Option(0, None, _seed),
     "chunk_size": _Option(None, None, _optional_int),
     "progress": _Option(False, None, _bool),
+    "convention": _Option("vidadv", None, _choice(official.CONVENTIONS)),
     "decay": _Option(1.0, ("mi", "ni"), _real(0.0)),
     "momentum_norm": _Option("clip", ("mi", "ni"), _choice(MOMENTUM_NORMS)),
     "kernel_size": _Option(15, ("ti",), _odd_kernel),
@@ -272,10 +274,21 @@ class Attack:
         self.random_start = "pgd" in methods
         self.momentum = "mi" in methods or "ni" in methods
         self.nesterov = "ni" in methods
-        self.transforms = self._make_transforms(methods, options)
+        self.official = options["convention"] == "official"
         self.ti_kernel = (
             ti_kernel(options["kernel_size"], options["kernel_nsig"]) if "ti" in methods else None
         )
+        if self.official:
+            self.transforms = official.official_transforms(
+                methods, options, model, self.ti_kernel, _TRANSFORM_ORDER
+            )
+            # official TI+TT smooths (and normalizes) every shifted copy inside TT
+            self._final_ti_kernel = None if "tt" in methods else self.ti_kernel
+            self._gradient_scale = official.gradient_scale(model)
+        else:
+            self.transforms = self._make_transforms(methods, options)
+            self._final_ti_kernel = self.ti_kernel
+            self._gradient_scale = None
         ata_layer = None
         if "ata" in methods:
             ata_layer = self._resolve_ata_layer(model, options["ata_layer"])
@@ -286,9 +299,13 @@ class Attack:
             options["chunk_size"],
             ata_layer=ata_layer,
             ata_weight=options["ata_weight"] if "ata" in methods else 0.0,
+            **(official.OFFICIAL_ATTENTION if self.official else {}),
         )
         if "sgm" in methods:
-            check_skip_gradient(model)
+            if self.official:
+                official.check_official_sgm(model)
+            else:
+                check_skip_gradient(model)
         copies = total_copies(self.transforms)
         self._reference_is_fixed = not any(t.random_geometry for t in self.transforms)
         self.gradient_evaluations_per_step = copies
@@ -388,10 +405,12 @@ class Attack:
         )
         if use_ata and self._reference_is_fixed:
             ctx.state["reference_cams"] = used
+        if self._gradient_scale is not None:  # official: gradient with respect to the normalized clip
+            grads = grads * self._gradient_scale.to(device=grads.device, dtype=grads.dtype)
         for transform, extra in zip(reversed(self.transforms), reversed(saved), strict=True):
             grads = transform.reduce(grads, extra, ctx)
-        if self.ti_kernel is not None:
-            grads = smooth_gradient(grads, self.ti_kernel)
+        if self._final_ti_kernel is not None:
+            grads = smooth_gradient(grads, self._final_ti_kernel)
         return grads
 
     # -- public API --------------------------------------------------------------------------
@@ -422,7 +441,8 @@ class Attack:
         self.model.eval()
         try:
             if "sgm" in self.methods:
-                with skip_gradient(self.model, self.options["sgm_gamma"]):
+                skip = official.official_skip_gradient if self.official else skip_gradient
+                with skip(self.model, self.options["sgm_gamma"]):
                     yield
             else:
                 yield
@@ -481,6 +501,11 @@ def build_attack(spec: str, model: nn.Module, **options: Any) -> Attack:
     di: diversity_prob=0.5, resize_rate=250/224; sim: sim_copies=5; vt: vt_samples=20, vt_beta=1.5;
     vr: vr_samples=20, vr_sigma=15/255; sgm: sgm_gamma=0.5; ata: ata_layer (default
     model.attention_layer), ata_weight=1.0; tt: shift_length=7, weights="gaussian", strategy="adjacent".
+
+    convention: "vidadv" (default; every method from its paper's definition) or "official" (the
+    released TT code's conventions, see `vidadv.attacks.official`; needs a `VideoClassifier` for SIM
+    and DI, sets momentum_norm="frame" and ata_weight=1e-2, and rejects the TT shift lengths the
+    released code cannot run).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(
@@ -500,6 +525,8 @@ def build_attack(spec: str, model: nn.Module, **options: Any) -> Attack:
                 f"option {name!r} belongs to {'/'.join(option.methods)}, which is not in spec {spec!r}"
             )
         resolved[name] = option.check(name, value)
+    if resolved.get("convention") == "official":
+        official.apply_official_defaults(resolved, methods, options)
     for name in applicable:
         resolved.setdefault(name, _OPTIONS[name].default)
     if "fgsm" in methods:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -41,13 +41,19 @@ def per_row_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str, targeted
     return label_logit - best_other if targeted else best_other - label_logit
 
 
+def _squared_distance(cam: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    return (cam - reference).pow(2).flatten(1).sum(1)
+
+
 class ModelGradient:
     """Gradient of the attack loss for every row of a batch of copies, `chunk_size` rows per pass.
 
     With ATA the loss of a row is ``loss + ata_weight * ||A(row) - A(ref_row)||_2^2`` where A is the
     Grad-CAM map (differentiable, second order) of the clip's true label at `ata_layer` and ref_row
     the clean clip under the same geometric transforms. The reference maps are computed once per
-    attack when no transform has random geometry, else once per step.
+    attack when no transform has random geometry, else once per step. `ata_distance` replaces the
+    squared norm and ``ata_second_order=False`` treats the Grad-CAM channel weights as constants
+    (both for `convention="official"`).
     """
 
     def __init__(
@@ -58,6 +64,8 @@ class ModelGradient:
         chunk_size: int | None,
         ata_layer: nn.Module | None = None,
         ata_weight: float = 0.0,
+        ata_distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        ata_second_order: bool = True,
     ) -> None:
         self.model = model
         self.loss = loss
@@ -65,6 +73,8 @@ class ModelGradient:
         self.chunk_size = chunk_size
         self.ata_layer = ata_layer
         self.ata_weight = ata_weight
+        self.ata_distance = ata_distance or _squared_distance
+        self.ata_second_order = ata_second_order
 
     def _check_logits(self, logits: object, labels: torch.Tensor) -> torch.Tensor:
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != labels.shape[0]:
@@ -114,13 +124,17 @@ class ModelGradient:
                     else:
                         reference = ref_cams[start:stop]
                     logits, cam = logits_and_cam(
-                        self.model, source, cam_labels[start:stop], self.ata_layer, create_graph=True
+                        self.model,
+                        source,
+                        cam_labels[start:stop],
+                        self.ata_layer,
+                        create_graph=self.ata_second_order,
                     )
                 else:
                     logits = self.model(source)
                 objective = per_row_loss(self._check_logits(logits, labels), labels, self.loss, self.targeted)
                 if use_ata:
-                    attention_gap = (cam - reference).pow(2).flatten(1).sum(1)
+                    attention_gap = self.ata_distance(cam, reference)
                     objective = objective + self.ata_weight * attention_gap
                 (grad,) = torch.autograd.grad(objective.sum(), source)
             if start == 0 and stop == rows:

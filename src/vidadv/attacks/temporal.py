@@ -12,11 +12,11 @@ given by the *shifting strategy*:
 - ``adjacent``: s_i = i (the paper's default);
 - ``remote``:   s_i = sign(i) * ((|i| + T//2 - 1) mod T), so shifted copies are far from the original;
 - ``random``:   s_i = sign(i) * r_i with r_i uniform in [0, T), redrawn for every copy at every attack
-  step (as the official code redraws its offset at every call), from the clip's generator.
+  step from the clip's generator.
 
-Unlike the official code, the gradient of a copy is always rolled back by its *actual* shift -s_i
-(the official code rolls remote/random copies back by -i), so g is exactly the gradient of
-``sum_i w_i J(roll(x, s_i))``.
+The gradient of a copy is rolled back by its *actual* shift -s_i, so g is exactly the gradient of
+``sum_i w_i J(roll(x, s_i))``. (The released code draws r_i as ``randint(0, 100) % T``, not uniform,
+and rolls remote/random copies back by -i; `vidadv.attacks.official` reproduces both.)
 """
 
 from __future__ import annotations
