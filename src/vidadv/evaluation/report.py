@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
 import math
 import mimetypes
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import torch
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
+from vidadv.evaluation.plots import AVERAGE_LABEL, Bar, model_color, plot_transfer_bars
 from vidadv.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, jsonable
+from vidadv.utils.stats import wilson_interval
 
 # ------------------------------------------------------------------------------------------------
 # ASR matrix
@@ -250,7 +255,20 @@ def plot_asr_bars(
                 lows.append(max(0.0, height - 100 * lo))
                 highs.append(max(0.0, 100 * hi - height))
             yerr = [lows, highs]
-        axes.bar(xs, heights, width=width, label=model, yerr=yerr, capsize=2 if yerr else 0)
+        axes.bar(
+            xs,
+            heights,
+            width=width,
+            label=model,
+            yerr=yerr,
+            capsize=2 if yerr else 0,
+            color=model_color(model),
+            edgecolor="black",
+            linewidth=0.4,
+        )
+        for bar_x, height in zip(xs, heights, strict=True):
+            if height == 0.0:
+                axes.text(bar_x, 1.0, "0", ha="center", va="bottom", fontsize=7)
     axes.set_xticks(range(len(attacks)))
     axes.set_xticklabels(attacks, rotation=35, ha="right", fontsize=8)
     axes.set_ylabel(ylabel)
@@ -265,19 +283,65 @@ def plot_asr_bars(
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def plot_figure3(matrix: AsrMatrix, out_dir: str | os.PathLike[str], prefix: str = "figure3") -> list[Path]:
-    """Figure 3 of the TT paper: per white-box model, ASR of each attack on each black-box model."""
+def transfer_bars(
+    matrix: AsrMatrix,
+    whitebox: str,
+    averages: Mapping[tuple[str, str], tuple[float, float, float]] | None = None,
+) -> dict[str, dict[str, Bar]]:
+    """The bars of one white-box model's transfer plot: per attack, each black-box model's ASR with its 95 %
+    Wilson interval (n = the row's clips) and, where `averages[(whitebox, attack)]` = (estimate, lo, hi) is
+    given, the black-box average with that (bootstrap) interval."""
+    bars: dict[str, dict[str, Bar]] = {}
+    for row in matrix.rows:
+        if row.whitebox != whitebox:
+            continue
+        per_model = {}
+        for model in matrix.models:
+            if model == whitebox or model not in row.asr:
+                continue
+            successes = round(row.asr[model] * row.n_clips)
+            interval = wilson_interval(successes, row.n_clips)
+            per_model[model] = Bar(row.asr[model], interval.lo, interval.hi)
+        average = (averages or {}).get((whitebox, row.attack))
+        if average is not None:
+            per_model[AVERAGE_LABEL] = Bar(*average)
+        bars[row.attack] = per_model
+    return bars
+
+
+def transfer_plot_alt(whitebox: str, bars: Mapping[str, Mapping[str, Bar]]) -> str:
+    """Alt text of a transfer plot: what it shows and the black-box averages it draws."""
+    averages = [
+        f"{attack} {100 * per_model[AVERAGE_LABEL].value:.0f} %"
+        for attack, per_model in bars.items()
+        if AVERAGE_LABEL in per_model
+    ]
+    models = list(dict.fromkeys(m for per_model in bars.values() for m in per_model if m != AVERAGE_LABEL))
+    return (
+        f"Bar chart, white-box {whitebox}: transfer attack success rate (%) of {', '.join(models)} "
+        "per attack, grouped baseline, +TT, control, with 95 % intervals"
+        + (f"; black-box averages: {', '.join(averages)}." if averages else ".")
+    )
+
+
+def plot_figure3(
+    matrix: AsrMatrix,
+    out_dir: str | os.PathLike[str],
+    prefix: str = "figure3",
+    averages: Mapping[tuple[str, str], tuple[float, float, float]] | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
+) -> list[Path]:
+    """Figure 3 of the TT paper, one PNG per white-box model: transfer ASR of each attack on each black-box
+    model (Wilson intervals) and the black-box average (see `transfer_bars`)."""
     paths = []
     for whitebox in matrix.whiteboxes:
-        asr = {
-            row.attack: {m: row.asr[m] for m in matrix.models if m != whitebox and m in row.asr}
-            for row in matrix.rows
-            if row.whitebox == whitebox
-        }
         name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in whitebox)
         paths.append(
-            plot_asr_bars(
-                asr, Path(out_dir) / f"{prefix}_{name}.png", title=f"white-box: {whitebox} (transfer ASR)"
+            plot_transfer_bars(
+                transfer_bars(matrix, whitebox, averages),
+                Path(out_dir) / f"{prefix}_{name}.png",
+                title=f"white-box: {whitebox} (transfer ASR)",
+                pairs=pairs,
             )
         )
     return paths
@@ -323,6 +387,52 @@ def clip_to_gif(
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def clip_to_png(clip: torch.Tensor, path: str | os.PathLike[str], fps: float = 8.0) -> Path:
+    """Write a clip (C, T, H, W) in [0, 1] (C = 1 or 3) as a looping animated PNG (APNG) at native size:
+    lossless on the 1/255 grid (a GIF's palette would change pixels)."""
+    from PIL import Image
+
+    if not isinstance(clip, torch.Tensor) or clip.dim() != 4 or clip.shape[0] not in (1, 3):
+        shape = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
+        raise ValueError(f"clip_to_png expects a tensor (C, T, H, W) with C = 1 or 3, got {shape}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    frames_uint8 = (clip.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+    if frames_uint8.shape[0] == 1:
+        frames_uint8 = frames_uint8.expand(3, -1, -1, -1)
+    array = frames_uint8.permute(1, 2, 3, 0).contiguous().numpy()  # T, H, W, 3
+    images = [Image.fromarray(frame, mode="RGB") for frame in array]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer,
+        format="PNG",
+        save_all=True,
+        append_images=images[1:],
+        duration=max(20, round(1000 / fps)),
+        loop=0,
+        default_image=False,
+    )
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def perturbation_display(
+    clean: torch.Tensor, adversarial: torch.Tensor, amplification: float | None = None
+) -> tuple[torch.Tensor, float]:
+    """The perturbation for display, 0.5 + amplification * delta clamped to [0, 1] (grey = unchanged), and
+    the amplification used (default 1 / (2 max|delta|): the largest change reaches black or white)."""
+    if clean.shape != adversarial.shape:
+        raise ValueError(
+            f"clean {tuple(clean.shape)} and adversarial {tuple(adversarial.shape)} clips differ in shape"
+        )
+    delta = adversarial.detach().float() - clean.detach().float()
+    if amplification is None:
+        peak = float(delta.abs().max())
+        amplification = 1.0 if peak == 0.0 else 1.0 / (2 * peak)
+    if not (math.isfinite(amplification) and amplification > 0):
+        raise ValueError(f"amplification must be a positive number, got {amplification}")
+    return (0.5 + amplification * delta).clamp(0, 1), float(amplification)
+
+
 def amplified_perturbation(clean: torch.Tensor, adversarial: torch.Tensor) -> torch.Tensor:
     """The perturbation mapped to [0, 1] for display: 0.5 + delta / (2 max|delta|) (grey = unchanged)."""
     if clean.shape != adversarial.shape:
@@ -341,30 +451,84 @@ def amplified_perturbation(clean: torch.Tensor, adversarial: torch.Tensor) -> to
 # ------------------------------------------------------------------------------------------------
 
 
+def _is_number(text: str) -> bool:
+    cleaned = text.strip().rstrip("*%").replace("\u2212", "-")
+    if not cleaned:
+        return True  # an empty cell does not decide a column's alignment
+    if cleaned.startswith("[") and cleaned.endswith("]"):
+        return all(_is_number(part) for part in cleaned[1:-1].split(","))
+    try:
+        float(cleaned)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class HtmlTable:
+    """A table of the HTML report. Columns of numbers are right-aligned (header too), text columns left.
+
+    row_classes[r]: CSS classes of row r ("sig": a significant row, "group-start": first row of a group);
+    cell_classes[r][c]: classes of one cell ("wb": the white-box model's cell, shaded).
+    """
+
     header: Sequence[str]
     rows: Sequence[Sequence[Any]]
+    caption: str = ""
+    row_classes: Sequence[str] = ()
+    cell_classes: Sequence[Sequence[str]] = ()
+
+    def align(self, column: int) -> str:
+        numeric = all(_is_number(str(row[column])) for row in self.rows if column < len(row))
+        return "num" if numeric and self.rows else "txt"
+
+    def row_class(self, row: int) -> str:
+        return self.row_classes[row] if row < len(self.row_classes) else ""
+
+    def cell_class(self, row: int, column: int) -> str:
+        if row < len(self.cell_classes) and column < len(self.cell_classes[row]):
+            return self.cell_classes[row][column]
+        return ""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A plot in the report: the image file, alt text describing what it shows, an optional caption."""
+
+    path: str | os.PathLike[str]
+    alt: str
     caption: str = ""
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """A model's prediction on a gallery clip (class name or index) and whether it is fooled."""
+
+    model: str
+    prediction: str
+    fooled: bool
+
+
+@dataclass(frozen=True)
 class GalleryItem:
-    """One gallery row: a caption and named animated images (e.g. clean / adversarial / perturbation)."""
+    """One gallery row: a caption, named images (e.g. clean / adversarial / perturbation) and the models'
+    predictions on the shown clip."""
 
     caption: str
     images: Mapping[str, str | os.PathLike[str]]
+    predictions: Sequence[Prediction] = ()
 
 
 @dataclass(frozen=True)
 class Section:
-    """A report section: text paragraphs, tables, images (PNG/GIF paths) and a clip gallery."""
+    """A report section: text paragraphs, tables, figures (PNG paths or `Figure`s) and a clip gallery."""
 
     title: str
     text: str = ""
     tables: Sequence[HtmlTable] = field(default_factory=tuple)
-    images: Sequence[str | os.PathLike[str]] = field(default_factory=tuple)
+    images: Sequence[str | os.PathLike[str] | Figure] = field(default_factory=tuple)
     gallery: Sequence[GalleryItem] = field(default_factory=tuple)
+    gallery_note: str = ""
 
 
 def gallery_item(
@@ -375,33 +539,54 @@ def gallery_item(
     caption: str,
     fps: float = 8.0,
     scale: float = 1.0,
+    *,
+    amplification: float | None = None,
+    predictions: Sequence[Prediction] = (),
+    clean_name: str | None = None,
 ) -> GalleryItem:
-    """Write clean, adversarial and amplified-perturbation GIFs of one clip; returns the gallery row."""
+    """Write clean, adversarial and amplified-perturbation clips of one clip as lossless animated PNGs
+    (APNG) at native size (`scale` is left to the page's CSS); returns the gallery row.
+
+    amplification: the perturbation is shown as 0.5 + amplification * delta (default: 1 / (2 max|delta|)).
+    clean_name: file stem of the clean clip (default `name`); several attacks on one clip can share it.
+    """
+    del scale  # frames are stored at native size; the report upscales them with CSS
     folder = Path(out_dir)
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    clean_safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in (clean_name or name))
+    shown, factor = perturbation_display(clean, adversarial, amplification)
     paths = {
-        "clean": clip_to_gif(clean, folder / f"{safe}_clean.gif", fps, scale),
-        "adversarial": clip_to_gif(adversarial, folder / f"{safe}_adv.gif", fps, scale),
-        "perturbation (amplified)": clip_to_gif(
-            amplified_perturbation(clean, adversarial), folder / f"{safe}_delta.gif", fps, scale
-        ),
+        "clean": clip_to_png(clean, folder / f"{clean_safe}_clean.png", fps),
+        "adversarial": clip_to_png(adversarial, folder / f"{safe}_adv.png", fps),
+        f"perturbation \u00d7{factor:.1f}": clip_to_png(shown, folder / f"{safe}_delta.png", fps),
     }
-    return GalleryItem(caption, {label: str(p) for label, p in paths.items()})
+    return GalleryItem(caption, {label: str(p) for label, p in paths.items()}, tuple(predictions))
 
 
 def _data_uri(path: str | os.PathLike[str]) -> str:
     source = Path(path)
-    if not source.is_file():
-        raise FileNotFoundError(f"report image not found: {str(source)!r}")
     mime = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(source.read_bytes()).decode('ascii')}"
+
+
+def _image_src(path: str | os.PathLike[str], folder: Path) -> str:
+    """A relative link when the image lies inside the report's folder (the folder can then be moved),
+    else the image embedded as a data URI."""
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"report image not found: {str(source)!r}")
+    try:
+        relative = source.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return _data_uri(source)
+    return quote(relative.as_posix())
 
 
 def _as_section(section: Section | Mapping[str, Any]) -> Section:
     if isinstance(section, Section):
         return section
     if isinstance(section, Mapping):
-        allowed = {"title", "text", "tables", "images", "gallery"}
+        allowed = {"title", "text", "tables", "images", "gallery", "gallery_note"}
         unknown = set(section) - allowed
         if unknown:
             raise ValueError(f"unknown section keys {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -413,21 +598,59 @@ def _as_section(section: Section | Mapping[str, Any]) -> Section:
             tables,
             list(section.get("images", ())),
             gallery,
+            str(section.get("gallery_note", "")),
         )
     raise TypeError(f"a report section is a Section or a mapping, got {type(section).__name__}")
 
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
-th { background: #f0f0f0; } td:first-child, td:nth-child(2) { text-align: left; }
-caption { caption-side: top; text-align: left; font-style: italic; padding: 4px 0; }
-img.plot { max-width: 100%; margin: 0.5em 0; }
-.gallery td { text-align: center; vertical-align: top; }
-.gallery img { image-rendering: pixelated; }
-p.text { white-space: pre-wrap; }
-"""
+#: Tokens kept on one line in running text: bracketed intervals and hyphenated names (nl-l, TT(10)).
+_NOWRAP = re.compile(r"\[[^\]]*\]|[\w.()+]+(?:-[\w.()+]+)+|[+-]?\d+(?:\.\d+)?\s(?:points|%)")
+
+
+def _nowrap_tokens(text: str) -> Markup:
+    """Escape `text` and wrap intervals and hyphenated names in nowrap spans."""
+    escaped = str(escape(text))
+    return Markup(_NOWRAP.sub(lambda m: f'<span class="nw">{m.group(0)}</span>', escaped))
+
+
+_ENVIRONMENT: Environment | None = None
+
+
+def _environment() -> Environment:
+    global _ENVIRONMENT
+    if _ENVIRONMENT is None:
+        _ENVIRONMENT = Environment(
+            loader=PackageLoader("vidadv.evaluation", "templates"),
+            autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        _ENVIRONMENT.filters["nowrap_tokens"] = _nowrap_tokens
+    return _ENVIRONMENT
+
+
+def _figure(image: str | os.PathLike[str] | Figure, folder: Path) -> dict[str, str]:
+    if isinstance(image, Figure):
+        return {"src": _image_src(image.path, folder), "alt": image.alt, "caption": image.caption}
+    return {"src": _image_src(image, folder), "alt": f"plot {Path(image).name}", "caption": ""}
+
+
+def folder_links(
+    folder: str | os.PathLike[str], exclude: Sequence[str] = ()
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every file under `folder` as (sub-folder, [(name, relative link)]), top-level files first."""
+    root = Path(folder)
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.name in exclude or path.name.startswith("."):
+            continue
+        relative = path.relative_to(root)
+        parent = relative.parent.as_posix()
+        groups.setdefault("" if parent == "." else parent, []).append(
+            (relative.name, quote(relative.as_posix()))
+        )
+    return sorted(groups.items(), key=lambda item: (item[0] != "", item[0]))
 
 
 def write_html_report(
@@ -435,47 +658,51 @@ def write_html_report(
     title: str,
     sections: Iterable[Section | Mapping[str, Any]],
     filename: str = "report.html",
+    *,
+    findings: Sequence[str] = (),
+    provenance: Mapping[str, Any] | None = None,
+    links: Sequence[tuple[str, Sequence[tuple[str, str]]]] = (),
+    gallery_px: int = 128,
 ) -> Path:
-    """Write one self-contained HTML file (images embedded as base64) with the given sections."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-    ]
+    """Write the HTML report (jinja2 template `templates/report.html.j2`).
+
+    Images inside `out_dir` are linked relatively (the folder can be moved), others embedded. findings:
+    the opening sentences; provenance: label -> value; links: `folder_links` output.
+    """
+    folder = Path(out_dir)
+    rendered_sections = []
     for raw in sections:
         section = _as_section(raw)
-        parts.append(f"<h2>{html.escape(section.title)}</h2>")
-        if section.text:
-            parts.append(f'<p class="text">{html.escape(section.text)}</p>')
-        for table in section.tables:
-            parts.append("<table>")
-            if table.caption:
-                parts.append(f"<caption>{html.escape(table.caption)}</caption>")
-            parts.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in table.header) + "</tr>")
-            for row in table.rows:
-                parts.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>")
-            parts.append("</table>")
-        for image in section.images:
-            alt = html.escape(Path(image).name)
-            parts.append(f'<div><img class="plot" alt="{alt}" src="{_data_uri(image)}"></div>')
-        if section.gallery:
-            labels = list(dict.fromkeys(label for item in section.gallery for label in item.images))
-            parts.append('<table class="gallery"><tr><th>clip</th>')
-            parts.append("".join(f"<th>{html.escape(label)}</th>" for label in labels) + "</tr>")
-            for item in section.gallery:
-                cells = [f"<td>{html.escape(item.caption)}</td>"]
-                for label in labels:
-                    image = item.images.get(label)
-                    cells.append(
-                        f'<td><img alt="{html.escape(label)}" src="{_data_uri(image)}"></td>'
-                        if image
-                        else "<td></td>"
-                    )
-                parts.append("<tr>" + "".join(cells) + "</tr>")
-            parts.append("</table>")
-    parts.append("</body></html>")
-    return atomic_write_text(Path(out_dir) / filename, "\n".join(parts) + "\n")
+        rendered_sections.append(
+            {
+                "title": section.title,
+                "text": section.text,
+                "tables": list(section.tables),
+                "figures": [_figure(image, folder) for image in section.images],
+                "gallery_note": section.gallery_note,
+                "gallery": [
+                    {
+                        "caption": item.caption,
+                        "predictions": list(item.predictions),
+                        "images": [(label, _image_src(path, folder)) for label, path in item.images.items()],
+                    }
+                    for item in section.gallery
+                ],
+            }
+        )
+    page = (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            title=title,
+            findings=list(findings),
+            sections=rendered_sections,
+            provenance=[(str(k), str(v)) for k, v in (provenance or {}).items()],
+            links=list(links),
+            gallery_px=int(gallery_px),
+        )
+    )
+    return atomic_write_text(folder / filename, page)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -560,6 +787,25 @@ class ReportWriter:
         else:
             self.sections.insert(position, section)
 
-    def html(self, title: str, filename: str = "report.html") -> Path:
-        """Write the HTML report of the collected sections."""
-        return self._record(write_html_report(self.folder, title, self.sections, filename))
+    def html(
+        self,
+        title: str,
+        filename: str = "report.html",
+        *,
+        findings: Sequence[str] = (),
+        provenance: Mapping[str, Any] | None = None,
+        link_files: bool = True,
+    ) -> Path:
+        """Write the HTML report of the collected sections, opening with `findings`, ending with the
+        `provenance` block and (link_files) links to every file of the folder."""
+        self._record(self.folder / filename)
+        links = folder_links(self.folder) if link_files else []
+        if link_files:  # the report links itself too (it may not exist yet)
+            if not links or links[0][0] != "":
+                links.insert(0, ("", []))
+            if all(name != filename for name, _ in links[0][1]):
+                links[0][1].append((filename, quote(filename)))
+        path = write_html_report(
+            self.folder, title, self.sections, filename, findings=findings, provenance=provenance, links=links
+        )
+        return self._record(path)

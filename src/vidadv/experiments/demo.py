@@ -10,7 +10,8 @@ procedural action dataset) stand in for the paper's six Kinetics models. The dem
    the same number of gradient evaluations per step as TT;
 3. evaluates every adversarial clip on all six models: ASR table, and for each X+TT against X (and TT
    against the control) the paired difference in black-box ASR with a 95 % bootstrap interval;
-4. writes asr.csv, asr.md, pairs.csv, pairs.md, results.json, asr_<whitebox>.png and report.html.
+4. writes asr.csv, asr.md, pairs.csv, pairs.md, results.json, asr_<whitebox>.png (transfer bars), pairs.png
+   (forest plot of the paired differences), gallery/*.png and report.html (findings first).
 
 It is the generic run machinery (`vidadv select/attack`) on a built-in config, so it resumes: rerunning
 the same command skips finished work.
@@ -18,21 +19,38 @@ the same command skips finished work.
 
 from __future__ import annotations
 
+import json
+import shlex
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from vidadv.evaluation.outcomes import BLACKBOX_AVERAGE, Outcomes, asr_matrix, paired_differences
+from vidadv.evaluation.findings import excludes_zero, findings_sentences
+from vidadv.evaluation.outcomes import (
+    BLACKBOX_AVERAGE,
+    Outcomes,
+    asr_matrix,
+    blackbox_cell,
+    paired_differences,
+)
+from vidadv.evaluation.plots import ForestRow, model_color, plot_forest
 from vidadv.evaluation.report import (
+    Figure,
+    GalleryItem,
     HtmlTable,
+    Prediction,
     ReportWriter,
     Section,
     asr_table_rows,
     gallery_item,
-    plot_asr_bars,
+    plot_figure3,
+    transfer_bars,
+    transfer_plot_alt,
 )
 from vidadv.utils.io import atomic_write_text, load_tensors
 
@@ -116,13 +134,15 @@ def demo_config(
     }
 
 
-def _check_zoo() -> None:
+def _check_zoo() -> dict[str, Any]:
+    """The zoo manifest (raises a clear error when the weights or a demo model are missing)."""
     from vidadv.models.zoo import zoo_manifest
 
-    manifest = zoo_manifest()  # raises a clear error when the weights are missing
+    manifest = zoo_manifest()
     missing = [name for name in ZOO_MODELS if name not in manifest.get("models", {})]
     if missing:
         raise ValueError(f"the zoo manifest lacks {missing}; run `vidadv zoo train` first")
+    return manifest
 
 
 def _pair_rows(outcomes: Outcomes, n_boot: int, seed: int) -> list[dict[str, Any]]:
@@ -172,7 +192,7 @@ def run_demo(
     from vidadv.experiments.runtime import default_dataset_factory, versions
 
     started = time.perf_counter()
-    _check_zoo()
+    manifest = _check_zoo()
     out = Path(out_dir)
     raw = demo_config(out, quick=quick, clips_per_class=clips_per_class, seed=seed, whitebox=whitebox)
     config = config_from_dict(raw, source="vidadv demo")
@@ -198,13 +218,37 @@ def run_demo(
     pair_header, pair_body = _pair_table(pairs)
     report.table("pairs", pair_header, pair_body)
 
-    plots = []
+    averages = {}
     for wb in config.whitebox:
-        per_attack = {
-            r.attack: {m: r.asr[m] for m in matrix.models if m != wb} for r in matrix.rows if r.whitebox == wb
-        }
-        plots.append(plot_asr_bars(per_attack, out / f"asr_{wb}.png", title=f"white-box {wb}: transfer ASR"))
-    report.plots(plots)
+        for attack in outcomes.attacks:
+            cell = blackbox_cell(outcomes, wb, attack, n_boot=config.bootstrap_samples, seed=config.seed)
+            if cell.interval is not None:
+                averages[(wb, attack)] = tuple(cell.interval)
+    figures = []
+    for wb, path in zip(
+        matrix.whiteboxes,
+        plot_figure3(matrix, out, prefix="asr", averages=averages, pairs=DEMO_PAIRS),
+        strict=True,
+    ):
+        bars = transfer_bars(matrix, wb, averages)
+        figures.append(Figure(path, transfer_plot_alt(wb, bars)))
+    if pairs:
+        forest = plot_forest(
+            [
+                ForestRow(
+                    f"{r['a']} - {r['b']}, {r['whitebox']}",
+                    r["diff"],
+                    r["lo"],
+                    r["hi"],
+                    model_color(r["whitebox"]),
+                )
+                for r in pairs
+            ],
+            out / "pairs.png",
+            title="Paired difference in black-box ASR (95 % CI)",
+        )
+        figures.append(Figure(forest, _forest_alt(pairs)))
+    report.plots(f.path for f in figures)
 
     n_clips = len(run.clips)
     denominator = (
@@ -219,8 +263,10 @@ def run_demo(
         pair_body,
     )
     print(f"\n{denominator}")
+    findings = findings_sentences(pairs)
+    print("\n" + "\n".join(findings))
 
-    gallery = _gallery(run, out, default_dataset_factory)
+    gallery, gallery_note = _gallery(run, out, default_dataset_factory, outcomes, config.eps)
     elapsed = time.perf_counter() - started
     results = {
         "config": raw,
@@ -228,7 +274,12 @@ def run_demo(
         "seed": seed,
         "num_clips": n_clips,
         "denominator": denominator,
+        "findings": findings,
         "asr": [r.to_dict() for r in matrix.rows],
+        "blackbox_average": [
+            {"whitebox": wb, "attack": attack, "asr": v[0], "lo": v[1], "hi": v[2]}
+            for (wb, attack), v in averages.items()
+        ],
         "pairs": pairs,
         "clips": [{"clip_id": c.clip_id, "label": c.label, "index": c.index} for c in run.clips],
         "predictions": [
@@ -247,9 +298,12 @@ def run_demo(
     report.section(
         Section(
             "Attack success rate (%)",
-            text=denominator,
-            tables=[HtmlTable(m_header, m_rows, "* = white-box model")],
-            images=[str(p) for p in plots],
+            text=denominator
+            + "\nBars: each black-box model's ASR with a 95 % Wilson interval (binomial, n = "
+            f"{n_clips} clips; one clip = {100 / max(1, n_clips):.1f} points); hatched black bar: the "
+            "black-box average with a 95 % bootstrap interval over clips. A 0 % bar is labelled 0.",
+            tables=[_asr_html_table(matrix, m_header, m_rows)],
+            images=figures[: len(matrix.whiteboxes)],
         )
     )
     report.section(
@@ -257,22 +311,134 @@ def run_demo(
             "Does Temporal Translation transfer better? (paired, same clips)",
             text=(
                 "A - B: difference in black-box ASR between the attack with TT and the same attack "
-                "without it, "
-                "with a 95 % paired bootstrap interval over clips. TT(10) vs VR(10) is the compute-matched "
+                "without it, with a 95 % paired bootstrap interval over clips "
+                f"({config.bootstrap_samples} resamples). TT(10) vs VR(10) is the compute-matched "
                 "control: both average the gradient over 15 copies per step, VR over noisy copies instead of "
-                "time-shifted ones."
+                "time-shifted ones. Highlighted rows (\u2605): the interval excludes 0. Intervals are per "
+                "comparison (no multiple-comparison correction)."
             ),
-            tables=[HtmlTable(pair_header, pair_body)],
+            tables=[
+                HtmlTable(
+                    pair_header,
+                    pair_body,
+                    row_classes=[_pair_row_class(pairs, i) for i in range(len(pairs))],
+                )
+            ],
+            images=figures[len(matrix.whiteboxes) :],
         )
     )
     if gallery:
-        report.section(Section("Clips: clean, adversarial, perturbation (amplified)", gallery=gallery))
-    html = report.html("vidadv demo: Temporal Translation on the embedded benchmark")
+        report.section(
+            Section("Clips: clean, adversarial, perturbation", gallery=gallery, gallery_note=gallery_note)
+        )
+    provenance = _provenance(run, config, out, n_clips, elapsed, manifest)
+    html = report.html(
+        "vidadv demo: Temporal Translation on the embedded benchmark",
+        findings=findings,
+        provenance=provenance,
+    )
     print(
         f"wrote {out}/asr.csv, asr.md, pairs.csv, pairs.md, results.json, "
-        f"{', '.join(p.name for p in plots)}, {html.name}  ({elapsed:.0f} s)"
+        f"{', '.join(Path(f.path).name for f in figures)}, {html.name}  ({elapsed:.0f} s)"
     )
     return 0
+
+
+def _asr_html_table(matrix: Any, header: list[str], rows: list[list[str]]) -> HtmlTable:
+    """The ASR table with the white-box cell shaded and a rule between white-box groups."""
+    column = {model: 3 + i for i, model in enumerate(matrix.models)}
+    cell_classes, row_classes, previous = [], [], None
+    for row in matrix.rows:
+        classes = [""] * len(header)
+        classes[column[row.whitebox]] = "wb"
+        cell_classes.append(classes)
+        row_classes.append("group-start" if previous is not None and row.whitebox != previous else "")
+        previous = row.whitebox
+    return HtmlTable(header, rows, "shaded * = the white-box (source) model", row_classes, cell_classes)
+
+
+def _pair_row_class(pairs: list[dict[str, Any]], index: int) -> str:
+    classes = ["sig"] if excludes_zero(pairs[index]) else []
+    if (
+        index
+        and pairs[index]["a"] != pairs[index - 1]["a"]
+        or index
+        and pairs[index]["b"] != pairs[index - 1]["b"]
+    ):
+        classes.append("group-start")
+    return " ".join(classes)
+
+
+def _forest_alt(pairs: list[dict[str, Any]]) -> str:
+    parts = [
+        f"{r['a']} minus {r['b']} from {r['whitebox']}: {100 * r['diff']:+.1f} points "
+        f"[{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}]"
+        for r in pairs
+    ]
+    return "Forest plot of paired differences in black-box ASR with 95 % intervals, line at 0: " + "; ".join(
+        parts
+    )
+
+
+def _provenance(
+    run: Any, config: Any, out: Path, n_clips: int, elapsed: float, manifest: Mapping[str, Any]
+) -> dict[str, str]:
+    """The provenance block: versions, seed, config hash, command, data and model facts, attack settings."""
+    from vidadv.experiments.runtime import versions
+
+    dataset = dict(config.dataset)
+    input_facts = manifest.get("input", {})
+    classes = manifest.get("dataset", {}).get("class_names", [])
+    accuracy = ", ".join(
+        f"{name} {100 * manifest['models'][name]['test_accuracy']:.1f} %"
+        for name in config.model_labels
+        if "test_accuracy" in manifest.get("models", {}).get(name, {})
+    )
+    side = input_facts.get("size", dataset.get("size"))
+    frames = input_facts.get("frames", dataset.get("frames"))
+    info = {
+        "vidadv": versions().get("vidadv", "?"),
+        "versions": ", ".join(f"{k} {v}" for k, v in versions().items() if k != "vidadv"),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(shlex.quote(a) for a in ["vidadv", *sys.argv[1:]])
+        if Path(sys.argv[0]).name in ("vidadv", "__main__.py")
+        else "vidadv demo",
+        "run time": f"{elapsed:.0f} s (this command; a resumed run skips finished work)",
+        "seed": str(config.seed),
+        "config hash": run.config_hash,
+        "data": (
+            f"synthetic {dataset.get('split')} split, {n_clips} clips, "
+            f"{side}\u00d7{side} px, {frames} frames, {len(classes)} classes"
+        ),
+        "clean accuracy (zoo test split, 600 clips)": accuracy,
+        "selection rule": (
+            f"{config.clips_per_class} clip(s) per class among clips every model classifies correctly "
+            f"(selection: {config.selection})"
+        ),
+        "bootstrap": f"{config.bootstrap_samples} resamples of clips, percentile 95 % intervals",
+        "budget": f"L\u221e eps {config.eps * 255:.0f}/255, {config.steps} steps of "
+        f"{(config.step_size or 0) * 255:.1f}/255",
+    }
+    settings = _attack_settings(out)
+    for name, options in settings.items():
+        info[f"attack {name}"] = options
+    return info
+
+
+def _attack_settings(out: Path) -> dict[str, str]:
+    """Every attack's full hyperparameters (MI, TI, VR, TT ones included) from attack_summary.json."""
+    path = out / "attack_summary.json"
+    if not path.is_file():
+        return {}
+    settings = json.loads(path.read_text()).get("attack_settings", {})
+    text = {}
+    for name, record in settings.items():
+        options = dict(record.get("options", {}))
+        for key in ("eps", "step_size"):
+            if isinstance(options.get(key), float):
+                options[key] = f"{options[key] * 255:.2f}/255"
+        text[name] = f"{record.get('spec', '')}: " + ", ".join(f"{k}={v}" for k, v in options.items())
+    return text
 
 
 def _summary_text(config: Any, n_clips: int) -> str:
@@ -285,26 +451,58 @@ def _summary_text(config: Any, n_clips: int) -> str:
     )
 
 
-def _gallery(run: Any, out: Path, dataset_factory: Any, count: int = 3) -> list[Any]:
-    """Clean / adversarial / amplified-perturbation GIFs for a few clips (TT(10) or the last attack)."""
+#: Attacks shown side by side in the gallery (the first set the run has).
+GALLERY_ATTACKS = (("BIM(10)", "TT(10)", "VR(10)"), ("FGSM", "TT(1)", "TI+TT(1)"))
+
+
+def _gallery(
+    run: Any, out: Path, dataset_factory: Any, outcomes: Outcomes, eps: float, count: int = 1
+) -> tuple[list[GalleryItem], str]:
+    """Clean / adversarial / amplified-perturbation clips (lossless APNG) of `count` clips under several
+    attacks from the first white-box model, with each model's prediction on the adversarial clip."""
+    from vidadv.data.synthetic import CLASS_NAMES
     from vidadv.experiments.runtime import check_item, slug
 
     dataset = dataset_factory(dict(run.config.dataset))
     names = [a.name for a in run.config.attacks]
-    attack = "TT(10)" if "TT(10)" in names else names[-1]
+    attacks = next((list(group) for group in GALLERY_ATTACKS if all(a in names for a in group)), names[:3])
     whitebox = run.config.whitebox[0]
+    amplification = 0.5 / eps
     items = []
     for clip in run.clips[:count]:
         clean, _label, _clip_id = check_item(dataset[clip.index], clip.index)
-        adversarial = load_tensors(run.layout.adv_path(whitebox, attack, clip.clip_id))["adv"].float()
-        items.append(
-            gallery_item(
-                clean.float(),
-                adversarial,
-                out / "gallery",
-                f"{slug(clip.clip_id)}_{slug(attack)}",
-                f"{clip.clip_id} (label {clip.label}), {attack} on {whitebox}",
-                scale=4.0,
+        label_name = CLASS_NAMES[clip.label] if 0 <= clip.label < len(CLASS_NAMES) else str(clip.label)
+        per_attack = outcomes.items()
+        for attack in attacks:
+            adversarial = load_tensors(run.layout.adv_path(whitebox, attack, clip.clip_id))["adv"].float()
+            predictions = [
+                Prediction(
+                    model + (" (white-box)" if model == whitebox else ""),
+                    CLASS_NAMES[o.adv_pred]
+                    if o.adv_pred is not None and o.adv_pred < len(CLASS_NAMES)
+                    else "?",
+                    o.fooled,
+                )
+                for model, o in per_attack[(whitebox, attack, clip.clip_id)].items()
+            ]
+            items.append(
+                gallery_item(
+                    clean.float(),
+                    adversarial,
+                    out / "gallery",
+                    f"{slug(clip.clip_id)}_{slug(attack)}",
+                    f"{attack} from {whitebox} on {clip.clip_id}; clean: {label_name} (all correct). "
+                    "Adversarial:",
+                    amplification=amplification,
+                    predictions=predictions,
+                    clean_name=slug(clip.clip_id),
+                )
             )
-        )
-    return items
+    size = tuple(clean.shape[-2:]) if items else (0, 0)
+    note = (
+        f"Frames: lossless animated PNG at native {size[1]}\u00d7{size[0]} px, shown 4\u00d7 enlarged "
+        f"without smoothing. Perturbation: 0.5 + {amplification:.1f} \u00d7 delta (amplified "
+        f"{amplification:.1f}\u00d7, so \u00b1eps maps to black/white; grey = unchanged). Predictions in "
+        "orange: the model is fooled."
+    )
+    return items, note

@@ -6,7 +6,9 @@ models) stay together, so the intervals account for the correlation between them
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from statistics import NormalDist
 from typing import NamedTuple
 
 import numpy as np
@@ -145,3 +147,23 @@ def mcnemar(
     """Exact two-sided McNemar p-value for paired 0/1 outcomes (binomial test on discordant pairs)."""
     only_a, only_b = mcnemar_counts(a, b)
     return binomial_two_sided_p(only_a, only_a + only_b)
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> Interval:
+    """Wilson score interval of a binomial proportion (Wilson 1927): ASR = successes / trials.
+
+    Unlike the normal approximation it stays inside [0, 1] and is not degenerate at 0 % or 100 %.
+    """
+    if isinstance(successes, bool) or isinstance(trials, bool) or trials < 1 or not 0 <= successes <= trials:
+        raise ValueError(
+            f"wilson_interval needs 0 <= successes <= trials, trials >= 1; got {successes}/{trials}"
+        )
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    p = successes / trials
+    denominator = 1.0 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half))

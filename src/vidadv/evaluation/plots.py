@@ -1,0 +1,242 @@
+"""Every transfer plot vidadv draws, with one fixed, colour-blind-safe colour per model.
+
+Palette: Okabe & Ito's eight colours ("Color Universal Design", 2008). `model_color` maps a model name to
+the same colour in every figure: the six zoo models have fixed entries, any other name a colour
+chosen by a stable hash of the name (never by its position in a legend). The black-box average is black.
+
+Plots: `plot_transfer_bars` (per white-box model: each black-box model's ASR with a 95 % Wilson interval
+and the black-box average with its 95 % bootstrap interval, attacks grouped baseline | +TT | control, 0 %
+bars labelled) and `plot_forest` (paired differences A - B with 95 % intervals, a line at 0).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidadv.utils.io import atomic_write_bytes
+
+#: Okabe-Ito colours, black first.
+OKABE_ITO: dict[str, str] = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
+}
+
+AVERAGE_LABEL = "black-box average"
+AVERAGE_COLOR = OKABE_ITO["black"]
+
+#: Fixed colours of the embedded zoo's models (small and large of a family: light and dark shade).
+MODEL_COLORS: dict[str, str] = {
+    "nl-s": OKABE_ITO["sky blue"],
+    "nl-l": OKABE_ITO["blue"],
+    "slowfast-s": OKABE_ITO["yellow"],
+    "slowfast-l": OKABE_ITO["orange"],
+    "tpn-s": OKABE_ITO["reddish purple"],
+    "tpn-l": OKABE_ITO["vermillion"],
+}
+_HASHED = [c for name, c in OKABE_ITO.items() if name != "black"]
+
+#: Attack groups, in plot order.
+BASELINE, WITH_TT, CONTROL = "baseline", "+TT", "control"
+GROUPS = (BASELINE, WITH_TT, CONTROL)
+
+
+def model_color(model: str) -> str:
+    """The colour (hex) of `model` in every plot: a fixed entry, else a stable hash of the name."""
+    if model == AVERAGE_LABEL:
+        return AVERAGE_COLOR
+    if model in MODEL_COLORS:
+        return MODEL_COLORS[model]
+    return _HASHED[zlib.crc32(model.encode("utf-8")) % len(_HASHED)]
+
+
+def attack_group(attack: str) -> str:
+    """baseline, +TT (the name has a TT component) or control (VR: the compute-matched control)."""
+    parts = [p.split("(")[0].strip().upper() for p in attack.replace("-", "+").split("+")]
+    if "TT" in parts:
+        return WITH_TT
+    if "VR" in parts:
+        return CONTROL
+    return BASELINE
+
+
+def group_attacks(
+    attacks: Sequence[str], pairs: Sequence[tuple[str, str]] = ()
+) -> list[tuple[str, list[str]]]:
+    """Attacks in groups baseline | +TT | control (empty groups left out).
+
+    pairs: (with TT, without) pairs; a +TT attack is placed at the position of its baseline partner so that
+    the two groups read in the same order.
+    """
+    grouped: dict[str, list[str]] = {g: [] for g in GROUPS}
+    for attack in attacks:
+        grouped[attack_group(attack)].append(attack)
+    partner = {a: b for a, b in pairs if b in grouped[BASELINE]}
+    baseline_order = {b: i for i, b in enumerate(grouped[BASELINE])}
+    grouped[WITH_TT].sort(key=lambda a: baseline_order.get(partner.get(a, ""), len(baseline_order)))
+    return [(g, grouped[g]) for g in GROUPS if grouped[g]]
+
+
+def _png(figure: object, path: str | os.PathLike[str]) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")  # type: ignore[attr-defined]
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar: a fraction in [0, 1] with its 95 % interval (lo, hi), also fractions."""
+
+    value: float
+    lo: float
+    hi: float
+
+
+def plot_transfer_bars(
+    bars: Mapping[str, Mapping[str, Bar]],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    pairs: Sequence[tuple[str, str]] = (),
+    ylabel: str = "transfer ASR (%)",
+) -> Path:
+    """Grouped bars for one white-box model: bars[attack][model], model = a black-box model or
+    `AVERAGE_LABEL`. Attacks are grouped baseline | +TT | control; a 0 % bar is labelled "0"."""
+    if not bars:
+        raise ValueError("plot_transfer_bars needs at least one attack")
+    from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the global backend alone
+
+    groups = group_attacks(list(bars), pairs)
+    order = [a for _, members in groups for a in members]
+    models = list(dict.fromkeys(m for per_model in bars.values() for m in per_model if m != AVERAGE_LABEL))
+    if any(AVERAGE_LABEL in per_model for per_model in bars.values()):
+        models.append(AVERAGE_LABEL)
+    # x positions: one slot per attack, a gap of one slot between groups
+    positions, x, boundaries = {}, 0.0, []
+    for index, (_, members) in enumerate(groups):
+        if index:
+            boundaries.append(x - 0.75)
+            x += 0.5
+        for attack in members:
+            positions[attack] = x
+            x += 1.0
+    width = 0.84 / max(1, len(models))
+    figure = Figure(figsize=(max(5.0, 0.62 * x + 1.6), 4.4), dpi=100)
+    axes = figure.add_subplot(1, 1, 1)
+    for slot, model in enumerate(models):
+        xs, heights, low, high = [], [], [], []
+        for attack in order:
+            bar = bars[attack].get(model)
+            if bar is None:
+                continue
+            xs.append(positions[attack] - 0.42 + width * (slot + 0.5))
+            heights.append(100 * bar.value)
+            low.append(max(0.0, 100 * (bar.value - bar.lo)))
+            high.append(max(0.0, 100 * (bar.hi - bar.value)))
+        is_average = model == AVERAGE_LABEL
+        axes.bar(
+            xs,
+            heights,
+            width=width,
+            color=model_color(model),
+            edgecolor="black",
+            linewidth=0.4,
+            hatch="//" if is_average else None,
+            label=model + (" (95 % bootstrap CI)" if is_average else ""),
+            yerr=[low, high],
+            error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#444444"},
+        )
+        for bar_x, height in zip(xs, heights, strict=True):
+            if height == 0.0:
+                axes.text(bar_x, 1.0, "0", ha="center", va="bottom", fontsize=7, color="black")
+    for boundary in boundaries:
+        axes.axvline(boundary, color="#888888", linewidth=0.8, linestyle=":")
+    for group, members in groups:
+        centre = (positions[members[0]] + positions[members[-1]]) / 2
+        axes.text(centre, 103, group, ha="center", va="bottom", fontsize=9, fontweight="bold")
+    axes.set_xticks([positions[a] for a in order])
+    axes.set_xticklabels(order, rotation=30, ha="right", fontsize=9)
+    axes.set_xlabel("attack (grouped: baseline | +TT | control)", fontsize=9)
+    axes.set_ylabel(ylabel, fontsize=10)
+    axes.set_ylim(0, 100)
+    axes.set_xlim(-0.6, x - 0.4)
+    axes.grid(axis="y", alpha=0.3)
+    if title:
+        axes.set_title(title, fontsize=10, pad=20)
+    axes.legend(
+        fontsize=8,
+        ncol=min(3, len(models)),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.32),
+        frameon=False,
+    )
+    figure.tight_layout()
+    return _png(figure, path)
+
+
+@dataclass(frozen=True)
+class ForestRow:
+    """One row of a forest plot: a label, the difference and its 95 % interval (fractions)."""
+
+    label: str
+    diff: float
+    lo: float
+    hi: float
+    color: str = AVERAGE_COLOR
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.lo > 0 or self.hi < 0
+
+
+def plot_forest(
+    rows: Sequence[ForestRow],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    xlabel: str = "difference in black-box ASR, A - B (percentage points)",
+) -> Path:
+    """Forest plot: one row per comparison, a point at A - B, its 95 % interval, a line at 0.
+    Rows whose interval excludes 0 are drawn filled and marked with '*'."""
+    if not rows:
+        raise ValueError("plot_forest needs at least one row")
+    from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the global backend alone
+
+    figure = Figure(figsize=(5.0, 1.2 + 0.34 * len(rows)), dpi=100)
+    axes = figure.add_subplot(1, 1, 1)
+    for index, row in enumerate(rows):
+        y = len(rows) - 1 - index
+        values = [100 * row.lo, 100 * row.diff, 100 * row.hi]
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"forest row {row.label!r} has a non-finite value {values}")
+        axes.plot([values[0], values[2]], [y, y], color=row.color, linewidth=1.6)
+        axes.plot(
+            [values[1]],
+            [y],
+            marker="o",
+            markersize=6,
+            color=row.color,
+            markerfacecolor=row.color if row.excludes_zero else "white",
+            markeredgewidth=1.4,
+        )
+    axes.axvline(0.0, color="black", linewidth=0.9)
+    axes.set_yticks(range(len(rows)))
+    axes.set_yticklabels([(r.label + (" *" if r.excludes_zero else "")) for r in reversed(rows)], fontsize=8)
+    axes.set_ylim(-0.7, len(rows) - 0.3)
+    axes.set_xlabel(xlabel, fontsize=9)
+    axes.grid(axis="x", alpha=0.3)
+    if title:
+        axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return _png(figure, path)
