@@ -40,10 +40,20 @@ def test_demo_config_validates_and_lists_the_issue_attacks(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-def test_quick_demo_writes_consistent_results(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    assert run_demo(out, quick=True, progress=False) == 0
-    for name in ("asr.csv", "asr.md", "pairs.csv", "pairs.md", "results.json", "report.html", "asr_nl-l.png"):
+def test_quick_demo_writes_consistent_results(quick_demo: tuple[Path, int]) -> None:
+    out, code = quick_demo
+    assert code == 0
+    names = (
+        "asr.csv",
+        "asr.md",
+        "pairs.csv",
+        "pairs.md",
+        "results.json",
+        "report.html",
+        "asr_nl-l.png",
+        "pairs.png",
+    )
+    for name in names:
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
     labels = {c["clip_id"]: c["label"] for c in results["clips"]}

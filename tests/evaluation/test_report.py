@@ -130,10 +130,12 @@ def test_amplified_perturbation_maps_the_largest_change_to_0_and_1() -> None:
     assert amplified_perturbation(clean, clean).eq(0.5).all()
 
 
-def test_html_report_is_self_contained_and_escaped(tmp_path: Path) -> None:
-    png = plot_asr_bars({"X": {"B": 0.5}}, tmp_path / "plot.png")
+def test_html_report_links_its_files_and_escapes(tmp_path: Path) -> None:
+    report_dir = tmp_path / "report"
+    png = plot_asr_bars({"X": {"B": 0.5}}, report_dir / "plot.png")
+    foreign = plot_asr_bars({"X": {"B": 0.5}}, tmp_path / "elsewhere" / "foreign.png")
     clean = torch.rand(3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    item = gallery_item(clean, (clean + 0.03).clamp(0, 1), tmp_path / "gifs", "clip/1", "clip 1", scale=2)
+    item = gallery_item(clean, (clean + 0.03).clamp(0, 1), report_dir / "clips", "clip/1", "clip 1", scale=2)
     sections = [
         Section(
             "Tables <1>", text="note <script>alert(1)</script>", tables=[HtmlTable(["a", "b"], [[1, "x&y"]])]
@@ -141,12 +143,17 @@ def test_html_report_is_self_contained_and_escaped(tmp_path: Path) -> None:
         {"title": "Plots", "images": [str(png)]},
         Section("Gallery", gallery=[item, GalleryItem("second", {"clean": item.images["clean"]})]),
     ]
-    path = write_html_report(tmp_path, "Report & results", sections)
+    path = write_html_report(report_dir, "Report & results", sections)
     text = path.read_text()
-    assert text.count("data:image/png;base64,") == 1
-    assert text.count("data:image/gif;base64,") == 4
+    # images inside the report's folder are relative links (the folder can move), nothing is embedded
+    assert 'src="plot.png"' in text and "base64" not in text
+    assert text.count('src="clips/clip_1_clean.png"') == 2 and 'src="clips/clip_1_adv.png"' in text
+    assert '<meta name="viewport"' in text
     assert "<script>" not in text and "&lt;script&gt;" in text and "x&amp;y" in text
     assert 'src="http' not in text and 'src="/' not in text
+    # an image outside the folder is embedded instead of linked by an absolute path
+    text = write_html_report(report_dir, "t", [Section("x", images=[foreign])]).read_text()
+    assert text.count('src="data:image/png;base64,') == 1 and "base64" not in text.split("<img")[0]
     with pytest.raises(ValueError, match="unknown section keys"):
         write_html_report(tmp_path, "t", [{"title": "x", "plots": []}])
     with pytest.raises(FileNotFoundError, match="missing.png"):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vidadv.attacks.temporal import SHIFT_STRATEGIES, WEIGHT_KINDS
+from vidadv.evaluation.plots import AVERAGE_COLOR, model_color
 from vidadv.utils.io import atomic_write_bytes
 
 #: build_attack's TT defaults: the fixed settings of every ablation, and what an omitted setting means.
@@ -229,11 +230,17 @@ def plot_shift_length(
     axes = figure.add_subplot(1, 1, 1)
     markers = "osD^v<>ph*"
     for index, (model, values) in enumerate(asr.items()):
-        axes.plot(lengths, [100 * v for v in values], marker=markers[index % len(markers)], label=model)
+        axes.plot(
+            lengths,
+            [100 * v for v in values],
+            marker=markers[index % len(markers)],
+            label=model,
+            color=model_color(model),
+        )
     axes.plot(
         lengths,
         [100 * v for v in average],
-        color="black",
+        color=AVERAGE_COLOR,
         linestyle="--",
         linewidth=2.0,
         label="average" + (" (95 % CI)" if band is not None else ""),
@@ -243,7 +250,7 @@ def plot_shift_length(
             lengths, [100 * v for v in band[0]], [100 * v for v in band[1]], color="black", alpha=0.12
         )
     axes.set_xticks(list(lengths))
-    axes.set_xlabel("shift length L")
+    axes.set_xlabel("shift length L (frames)")
     axes.set_ylabel("attack success rate (%)")
     axes.set_ylim(0, 100)
     axes.grid(alpha=0.3)

@@ -166,4 +166,6 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> In
     denominator = 1.0 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half))
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: no rounding residue at 0 % / 100 %
+    hi = 1.0 if successes == trials else min(1.0, centre + half)
+    return Interval(p, lo, hi)

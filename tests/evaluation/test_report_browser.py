@@ -1,0 +1,56 @@
+"""The quick demo's report.html opened in a real headless Chromium at desktop and phone widths.
+
+Uses the shared browser check (`../shared/tools/browser/run.sh REPORT.html OUTDIR`: puppeteer-core with the
+Chromium of the npm package @sparticuz/chromium, installed by npm on first use into
+~/.cache/vidadv-browser or $VIDADV_BROWSER_CACHE). Skipped only when node or npm is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+BROWSER_CHECK = Path(__file__).resolve().parents[2].parent / "shared" / "tools" / "browser" / "run.sh"
+MISSING = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    bool(MISSING), reason=f"{' and '.join(MISSING)} missing: the browser check needs node and npm"
+)
+def test_quick_demo_report_renders_cleanly_on_desktop_and_phone(
+    quick_demo: tuple[Path, int], tmp_path: Path
+) -> None:
+    out, code = quick_demo
+    assert code == 0
+    assert BROWSER_CHECK.is_file(), f"browser check not found at {BROWSER_CHECK}"
+    report = out / "report.html"
+    done = subprocess.run(
+        ["bash", str(BROWSER_CHECK), str(report), str(tmp_path / "shots")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    text = report.read_text()
+    expected_images = text.count("<img ")
+    for view in ("desktop", "phone"):
+        page = summary[view]
+        assert page["console_errors"] == [] and page["page_errors"] == [], (view, page)
+        assert page["failed_loads"] == [], (view, page["failed_loads"])
+        assert page["images"] == expected_images > 0 and page["images_not_loaded"] == [], (view, page)
+        assert page["viewport_meta"] is True, view
+        assert page["links"] >= 10, (view, page["links"])  # the run folder's files are linked
+        assert (tmp_path / "shots" / f"{view}.png").is_file()
+    assert summary["phone"]["overflow_px"] == 0
+    # page weight: the HTML and every image it shows (linked files, not base64)
+    weight = len(report.read_bytes()) + sum(
+        p.stat().st_size for p in out.rglob("*.png") if f'src="{p.relative_to(out).as_posix()}"' in text
+    )
+    assert weight < 1_000_000, weight
