@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -378,7 +379,11 @@ def test_asr_matrix_and_results_json(evaluated_run: dict[str, Any]) -> None:
     ):
         assert (layout.eval_dir / name).is_file(), name
     html = (layout.eval_dir / "report.html").read_text()
-    assert html.count("data:image/gif;base64,") == 9  # 3 attacks x (clean, adversarial, perturbation)
+    # 3 attacks x (clean, adversarial, perturbation): linked lossless PNGs (one clean clip shared), no GIFs
+    gallery = sorted({src for src in re.findall(r'src="(gallery/[^"]+)"', html)})
+    assert html.count('src="gallery/') == 9 and len(gallery) == 7 and "gif" not in html
+    assert all((layout.eval_dir / src).is_file() for src in gallery)
+    assert 'class="prov"' in html and "config hash" in html and 'href="outcomes.csv"' in html
 
 
 def test_evaluation_rerun_uses_the_cache(evaluated_run: dict[str, Any], capsys) -> None:

@@ -195,6 +195,37 @@ def asr_table_rows(
     return header, rows
 
 
+def asr_html_table(
+    matrix: AsrMatrix, caption: str = "", paper_numbers: Mapping[str, float] | None = None
+) -> HtmlTable:
+    """The ASR matrix as an HTML table: the white-box model's cell shaded (and marked '*'), a rule between
+    white-box groups."""
+    header, rows = asr_table_rows(matrix, paper_numbers)
+    column = {model: 3 + i for i, model in enumerate(matrix.models)}
+    cell_classes, row_classes, previous = [], [], None
+    for row in matrix.rows:
+        classes = [""] * len(header)
+        if row.whitebox in column:
+            classes[column[row.whitebox]] = "wb"
+        cell_classes.append(classes)
+        row_classes.append("group-start" if previous is not None and row.whitebox != previous else "")
+        previous = row.whitebox
+    return HtmlTable(header, rows, caption, row_classes, cell_classes)
+
+
+def attack_settings_text(settings: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """One line per attack with all its hyperparameters (the run's structured attack settings;
+    eps and step sizes shown in 1/255 units)."""
+    text = {}
+    for name, record in settings.items():
+        options = dict(record.get("options", {}))
+        for key in ("eps", "step_size"):
+            if isinstance(options.get(key), float):
+                options[key] = f"{options[key] * 255:.2f}/255"
+        text[name] = f"{record.get('spec', '')}: " + ", ".join(f"{k}={v}" for k, v in options.items())
+    return text
+
+
 def write_asr_tables(
     matrix: AsrMatrix,
     out_dir: str | os.PathLike[str],

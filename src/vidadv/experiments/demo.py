@@ -46,7 +46,9 @@ from vidadv.evaluation.report import (
     Prediction,
     ReportWriter,
     Section,
+    asr_html_table,
     asr_table_rows,
+    attack_settings_text,
     gallery_item,
     plot_figure3,
     transfer_bars,
@@ -302,7 +304,7 @@ def run_demo(
             + "\nBars: each black-box model's ASR with a 95 % Wilson interval (binomial, n = "
             f"{n_clips} clips; one clip = {100 / max(1, n_clips):.1f} points); hatched black bar: the "
             "black-box average with a 95 % bootstrap interval over clips. A 0 % bar is labelled 0.",
-            tables=[_asr_html_table(matrix, m_header, m_rows)],
+            tables=[asr_html_table(matrix, "shaded * = the white-box (source) model")],
             images=figures[: len(matrix.whiteboxes)],
         )
     )
@@ -342,19 +344,6 @@ def run_demo(
         f"{', '.join(Path(f.path).name for f in figures)}, {html.name}  ({elapsed:.0f} s)"
     )
     return 0
-
-
-def _asr_html_table(matrix: Any, header: list[str], rows: list[list[str]]) -> HtmlTable:
-    """The ASR table with the white-box cell shaded and a rule between white-box groups."""
-    column = {model: 3 + i for i, model in enumerate(matrix.models)}
-    cell_classes, row_classes, previous = [], [], None
-    for row in matrix.rows:
-        classes = [""] * len(header)
-        classes[column[row.whitebox]] = "wb"
-        cell_classes.append(classes)
-        row_classes.append("group-start" if previous is not None and row.whitebox != previous else "")
-        previous = row.whitebox
-    return HtmlTable(header, rows, "shaded * = the white-box (source) model", row_classes, cell_classes)
 
 
 def _pair_row_class(pairs: list[dict[str, Any]], index: int) -> str:
@@ -430,15 +419,7 @@ def _attack_settings(out: Path) -> dict[str, str]:
     path = out / "attack_summary.json"
     if not path.is_file():
         return {}
-    settings = json.loads(path.read_text()).get("attack_settings", {})
-    text = {}
-    for name, record in settings.items():
-        options = dict(record.get("options", {}))
-        for key in ("eps", "step_size"):
-            if isinstance(options.get(key), float):
-                options[key] = f"{options[key] * 255:.2f}/255"
-        text[name] = f"{record.get('spec', '')}: " + ", ".join(f"{k}={v}" for k, v in options.items())
-    return text
+    return attack_settings_text(json.loads(path.read_text()).get("attack_settings", {}))
 
 
 def _summary_text(config: Any, n_clips: int) -> str:

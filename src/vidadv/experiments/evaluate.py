@@ -9,30 +9,45 @@ as the released TT evaluation scripts count (`vidadv.evaluation.outcomes`).
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import sys
+import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vidadv.evaluation.findings import COMPUTE_MATCHED, findings_sentences
 from vidadv.evaluation.outcomes import (
+    BLACKBOX_AVERAGE,
     LISTED,
     SELECTED,
     ItemKey,
+    Outcomes,
     asr_matrix,
     outcome_records,
     paired_differences,
     table1,
 )
 from vidadv.evaluation.paper import PAPER_NUMBERS, paper_number
+from vidadv.evaluation.plots import ForestRow, model_color, plot_forest
 from vidadv.evaluation.report import (
+    Figure,
     HtmlTable,
+    Prediction,
     ReportWriter,
     Section,
+    asr_html_table,
     asr_table_rows,
+    attack_settings_text,
     format_table,
     gallery_item,
     markdown_table,
     plot_figure3,
+    transfer_bars,
+    transfer_plot_alt,
 )
 from vidadv.experiments.config import ExperimentConfig
 from vidadv.experiments.predictions import (
@@ -142,9 +157,14 @@ def _variant_stem(variant: str) -> str:
 
 
 def _gallery(
-    run: LoadedRun, dataset_factory: DatasetFactory | None, out_dir: Path, count: int
+    run: LoadedRun,
+    dataset_factory: DatasetFactory | None,
+    out_dir: Path,
+    count: int,
+    outcomes: Outcomes | None = None,
 ) -> tuple[list[Any], str]:
-    """A few clean / adversarial / perturbation GIFs (needs the dataset for the clean clips)."""
+    """Clean / adversarial / amplified-perturbation clips (lossless APNG) of the first clip under `count`
+    attacks spread over the list, with each model's prediction (needs the dataset for the clean clip)."""
     if count <= 0:
         return [], ""
     try:
@@ -154,8 +174,10 @@ def _gallery(
     items = []
     whitebox = run.config.whitebox[0]
     attacks = run.config.attacks
+    amplification = 0.5 / run.config.eps
     k = min(count, len(attacks))  # show k attacks spread over the list (first and last included)
     shown = sorted({round(i * (len(attacks) - 1) / max(1, k - 1)) for i in range(k)})
+    size = ""
     for clip_info in run.clips[:1]:
         try:
             clean, _label, _clip_id = check_item(dataset[clip_info.index], clip_info.index)
@@ -164,23 +186,74 @@ def _gallery(
                 [],
                 f"gallery skipped: cannot load clip {clip_info.clip_id!r} ({type(err).__name__}: {err})",
             )
+        size = f"{clean.shape[-1]}\u00d7{clean.shape[-2]}"
         for attack in (attacks[i] for i in shown):
             path = run.layout.adv_path(whitebox, attack.name, clip_info.clip_id)
             if not path.exists():
                 continue
             adversarial = load_tensors(path)["adv"].float()
-            scale = 112 / max(clean.shape[-2:])
+            per_model = (outcomes.items() if outcomes else {}).get(
+                (whitebox, attack.name, clip_info.clip_id), {}
+            )
+            predictions = [
+                Prediction(model + (" (white-box)" if model == whitebox else ""), str(o.adv_pred), o.fooled)
+                for model, o in per_model.items()
+            ]
             items.append(
                 gallery_item(
                     clean.float(),
                     adversarial,
                     out_dir / "gallery",
                     f"{slug(clip_info.clip_id)}_{slug(attack.name)}",
-                    f"{clip_info.clip_id} (label {clip_info.label}), {attack.name} on {whitebox}",
-                    scale=scale,
+                    f"{attack.name} from {whitebox} on {clip_info.clip_id} (label {clip_info.label}). "
+                    "Adversarial predictions:",
+                    amplification=amplification,
+                    predictions=predictions,
+                    clean_name=slug(clip_info.clip_id),
                 )
             )
-    return items, ""
+    note = (
+        f"Frames: lossless animated PNG at native {size} px, shown enlarged without smoothing. "
+        f"Perturbation: 0.5 + {amplification:.1f} \u00d7 delta (amplified {amplification:.1f}\u00d7: "
+        "\u00b1eps maps to black/white). Orange: the model is fooled."
+    )
+    return items, note
+
+
+def _compute_matched_findings(
+    outcomes: Outcomes, whiteboxes: Sequence[str], boot: Mapping[str, int]
+) -> list[str]:
+    """Findings sentences when the run has the compute-matched pair TT(10) / VR(10) (else none)."""
+    a, b = COMPUTE_MATCHED
+    if a not in outcomes.attacks or b not in outcomes.attacks:
+        return []
+    rows = paired_differences(outcomes, a, b, list(whiteboxes), **boot)
+    return findings_sentences([{"a": a, "b": b, **r} for r in rows if r["model"] == BLACKBOX_AVERAGE])
+
+
+def _evaluate_provenance(
+    run: LoadedRun, elapsed: float, bootstrap: int, settings: Mapping[str, str]
+) -> dict[str, str]:
+    config = run.config
+    info = {
+        "vidadv": versions().get("vidadv", "?"),
+        "versions": ", ".join(f"{k} {v}" for k, v in versions().items() if k != "vidadv"),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(shlex.quote(a) for a in ["vidadv", *sys.argv[1:]]),
+        "run time": f"{elapsed:.0f} s (this evaluation)",
+        "run folder": str(run.layout.root),
+        "seed": str(config.seed),
+        "config hash": run.config_hash,
+        "data": f"{config.dataset.get('type', '?')}, {len(run.clips)} selected clips",
+        "models": ", ".join(config.model_labels),
+        "selection rule": f"{config.selection}"
+        + (f", {config.clips_per_class} clip(s) per class" if config.clips_per_class else ""),
+        "bootstrap": f"{bootstrap} resamples of clips, percentile 95 % intervals",
+        "budget": f"L\u221e eps {config.eps * 255:.2f}/255, {config.steps} steps",
+    }
+    for name, text in settings.items():
+        info[f"attack {name}"] = text
+    return info
 
 
 def run_evaluate(
@@ -203,6 +276,7 @@ def run_evaluate(
     `vidadv.evaluation.outcomes`). Returns 0, or 1 when adversarial clips of the run are missing (the
     tables then cover those present).
     """
+    started = time.perf_counter()
     run = load_run(run_dir, check_model_names=model_factory is None)
     config, layout = run.config, run.layout
     variants = variant_names(quantize, h264, config.h264_crf)
@@ -242,6 +316,8 @@ def run_evaluate(
     run_text = f"{layout.root}\nconfig hash {run.config_hash}\n{denominator}"
     report.section(Section("Run", text=run_text + (f"\n{listed_note}" if listed_note else "")))
     outcome_lines: list[list[Any]] = []
+    gallery_outcomes: Outcomes | None = None
+    findings: list[str] = []
     overall_by_variant: dict[str, dict[str, str]] = {}
     for variant in variants:
         outcomes = run_outcomes(run, predictions[variant])
@@ -279,7 +355,22 @@ def run_evaluate(
             body,
             title=f"Average black-box ASR (%), 95 % bootstrap intervals over clips ({variant})",
         )
-        plots = report.plots(plot_figure3(matrix, report.folder, prefix=f"figure3{stem}"))
+        averages = {
+            (wb, row["attack"]): (cell["asr"], cell["lo"], cell["hi"])
+            for row in t1
+            for wb, cell in row["per_whitebox"].items()
+            if "asr" in cell
+        }
+        plot_paths = report.plots(
+            plot_figure3(matrix, report.folder, prefix=f"figure3{stem}", averages=averages)
+        )
+        plots = [
+            Figure(path, transfer_plot_alt(wb, transfer_bars(matrix, wb, averages)))
+            for wb, path in zip(matrix.whiteboxes, plot_paths, strict=True)
+        ]
+        if variant == FLOAT:
+            gallery_outcomes = outcomes
+            findings = _compute_matched_findings(outcomes, config.whitebox, boot)
         overall_by_variant[variant] = {row["attack"]: _ci_text(row["overall"]) for row in t1}
         record["predictions"] = [
             {
@@ -294,16 +385,20 @@ def run_evaluate(
         results["variants"][variant] = record
         m_header, m_rows = asr_table_rows(matrix, paper)
         report.show(f"ASR matrix, {variant} (%; * = white-box model)", m_header, m_rows)
-        tables = [HtmlTable(m_header, m_rows, f"ASR (%) of each model; * = white-box. {denominator}")]
+        tables = [
+            asr_html_table(matrix, f"ASR (%) of each model; shaded * = white-box. {denominator}", paper)
+        ]
         if listed:
             l_header, l_rows = asr_table_rows(matrix_listed, paper)
             report.show(
                 f"ASR matrix over all listed clips, {variant} (%; * = white-box model)", l_header, l_rows
             )
-            tables.append(HtmlTable(l_header, l_rows, f"ASR (%) over all listed clips. {listed_note}"))
+            tables.append(
+                asr_html_table(matrix_listed, f"ASR (%) over all listed clips. {listed_note}", paper)
+            )
         report.show(f"Average black-box ASR (%) with 95 % bootstrap interval, {variant}", header, body)
         tables.append(HtmlTable(header, body, "Average black-box ASR (%) with 95 % bootstrap intervals"))
-        report.section(Section(f"Results: {variant}", tables=tables, images=[str(p) for p in plots]))
+        report.section(Section(f"Results: {variant}", tables=tables, images=plots))
     if len(variants) > 1:
         header = ["attack", *variants, "paper"]
         body = [
@@ -321,10 +416,17 @@ def run_evaluate(
     header = ["whitebox", "attack", "clip_id", "model", "label", "pred", "fooled", "variant"]
     report.csv("outcomes.csv", header, outcome_lines)
     report.json("results.json", results)
-    items, note = _gallery(run, dataset_factory, report.folder, gallery)
+    items, note = _gallery(run, dataset_factory, report.folder, gallery, gallery_outcomes)
     if items or note:
-        report.section(Section("Gallery", text=note, gallery=items))
-    html = report.html(f"vidadv evaluation: {config.name or layout.root.name}")
+        report.section(Section("Gallery", gallery=items, gallery_note=note))
+    summary = layout.root / "attack_summary.json"
+    settings = attack_settings_text(
+        json.loads(summary.read_text()).get("attack_settings", {}) if summary.is_file() else {}
+    )
+    provenance = _evaluate_provenance(run, time.perf_counter() - started, config.bootstrap_samples, settings)
+    html = report.html(
+        f"vidadv evaluation: {config.name or layout.root.name}", findings=findings, provenance=provenance
+    )
     print(f"\n{denominator}")
     if listed_note:
         print(listed_note)
@@ -446,6 +548,22 @@ def run_compare(
     stem = f"compare_{slug(attack_a)}_vs_{slug(attack_b)}{_variant_stem(resolved)}"
     report = ReportWriter(run.layout.eval_dir, echo=False)
     report.table(stem, header, body)
+    forest = plot_forest(
+        [
+            ForestRow(
+                f"{r['model']} (white-box {r['whitebox']})",
+                r["diff"],
+                r["lo"],
+                r["hi"],
+                model_color(r["model"]),
+            )
+            for r in rows
+        ],
+        report.folder / f"{stem}.png",
+        title=f"{attack_a} - {attack_b}: paired difference in ASR (95 % CI)",
+        xlabel=f"ASR({attack_a}) - ASR({attack_b}) (percentage points)",
+    )
+    report.plots([forest])
     report.json(
         f"{stem}.json",
         {"attack_a": attack_a, "attack_b": attack_b, "variant": resolved, "rows": rows, "seed": config.seed},
@@ -457,7 +575,7 @@ def run_compare(
         f"({config.bootstrap_samples} resamples); McNemar: exact two-sided binomial test on the clips only "
         "one attack fools (single models only)."
     )
-    print(f"wrote {report.folder / stem}.csv/.md/.json")
+    print(f"wrote {report.folder / stem}.csv/.md/.json/.png")
     if missing:
         print(f"WARNING: {len(missing)} adversarial clips are missing; those clips are left out")
         return 1
