@@ -17,10 +17,13 @@ from vidadv.evaluation.report import (
     AsrRow,
     GalleryItem,
     HtmlTable,
+    ReportWriter,
     Section,
     amplified_perturbation,
     clip_to_gif,
+    clip_to_png,
     gallery_item,
+    perturbation_display,
     plot_asr_bars,
     plot_figure3,
     write_asr_tables,
@@ -158,3 +161,64 @@ def test_html_report_links_its_files_and_escapes(tmp_path: Path) -> None:
         write_html_report(tmp_path, "t", [{"title": "x", "plots": []}])
     with pytest.raises(FileNotFoundError, match="missing.png"):
         write_html_report(tmp_path, "t", [Section("x", images=[str(tmp_path / "missing.png")])])
+
+
+def test_png_clip_is_lossless_and_animated(tmp_path: Path) -> None:
+    levels = torch.arange(256, dtype=torch.float32) / 255
+    generator = torch.Generator().manual_seed(0)
+    clip = levels[torch.randint(0, 256, (3, 6, 5, 7), generator=generator)]  # every value on the 1/255 grid
+    path = clip_to_png(clip, tmp_path / "clip.png", fps=10)
+    with Image.open(path) as image:
+        assert image.format == "PNG" and getattr(image, "is_animated", False) and image.n_frames == 6
+        frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
+    assert frames[0].shape == (5, 7, 3)  # native size: enlarging is the page's job
+    for index, frame in enumerate(frames):
+        expected = (clip[:, index].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+        assert np.array_equal(frame, expected), index
+    with pytest.raises(ValueError, match="C = 1 or 3"):
+        clip_to_png(torch.zeros(2, 3, 4, 4), tmp_path / "bad.png")
+
+
+def test_gallery_item_states_the_amplification_and_shares_the_clean_clip(tmp_path: Path) -> None:
+    clean = torch.full((3, 2, 4, 4), 0.5)
+    adversarial = clean.clone()
+    adversarial[0, 0, 0, 0] += 0.05
+    item = gallery_item(clean, adversarial, tmp_path, "a", "c", amplification=4.0, clean_name="clip")
+    assert list(item.images) == ["clean", "adversarial", "perturbation \u00d74.0"]
+    assert Path(item.images["clean"]).name == "clip_clean.png"
+    shown, factor = perturbation_display(clean, adversarial, 4.0)
+    assert factor == 4.0 and shown[0, 0, 0, 0] == pytest.approx(0.7) and shown[1].eq(0.5).all()
+    assert perturbation_display(clean, adversarial)[1] == pytest.approx(10.0)  # 1 / (2 * 0.05)
+    with pytest.raises(ValueError, match="amplification"):
+        perturbation_display(clean, adversarial, -1.0)
+
+
+def test_html_table_aligns_headers_with_their_columns_and_marks_cells(tmp_path: Path) -> None:
+    table = HtmlTable(
+        ["model", "ASR", "95 % CI"],
+        [["nl-l", "12.50*", "[-1.0, +3.5]"], ["tpn-l", "", "[+0.5, +2.0]"]],
+        row_classes=["", "sig group-start"],
+        cell_classes=[["", "wb", ""]],
+    )
+    assert [table.align(c) for c in range(3)] == ["txt", "num", "num"]
+    text = write_html_report(tmp_path, "t", [Section("s", tables=[table])]).read_text()
+    assert '<th class="txt">model</th><th class="num">ASR</th>' in text
+    assert '<td class="num wb">12.50*</td>' in text and '<tr class="sig group-start">' in text
+    assert '<div class="scroll"><table>' in text
+
+
+def test_report_writer_opens_with_findings_and_links_every_file(tmp_path: Path) -> None:
+    writer = ReportWriter(tmp_path / "run", echo=False)
+    writer.csv("asr.csv", ["a"], [[1]])
+    writer.text("sub/notes.txt", "x")
+    path = writer.html(
+        "title",
+        findings=["TT(10) minus VR(10) is +4.2 points (95 % CI [+1.0, +7.5]) from white-box nl-l."],
+        provenance={"seed": 3, "config hash": "abc"},
+    )
+    text = path.read_text()
+    assert text.index('class="findings"') < text.index("<h2>Provenance</h2>")
+    assert '<span class="nw">[+1.0, +7.5]</span>' in text and '<span class="nw">nl-l</span>' in text
+    assert "<dt>seed</dt><dd>3</dd>" in text
+    for href in ('href="asr.csv"', 'href="report.html"', 'href="sub/notes.txt"'):
+        assert href in text, href

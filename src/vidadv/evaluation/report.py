@@ -635,7 +635,7 @@ def _as_section(section: Section | Mapping[str, Any]) -> Section:
 
 
 #: Tokens kept on one line in running text: bracketed intervals and hyphenated names (nl-l, TT(10)).
-_NOWRAP = re.compile(r"\[[^\]]*\]|[\w.()+]+(?:-[\w.()+]+)+|[+-]?\d+(?:\.\d+)?\s(?:points|%)")
+_NOWRAP = re.compile(r"\[[^\]]*\]|[\w()+]+(?:-[\w()+]+)+|[+-]?\d+(?:\.\d+)?\s(?:points|%)")
 
 
 def _nowrap_tokens(text: str) -> Markup:
