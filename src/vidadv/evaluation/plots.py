@@ -109,10 +109,11 @@ def plot_transfer_bars(
     *,
     title: str = "",
     pairs: Sequence[tuple[str, str]] = (),
-    ylabel: str = "transfer ASR (%)",
+    xlabel: str = "transfer attack success rate (%)",
 ) -> Path:
-    """Grouped bars for one white-box model: bars[attack][model], model = a black-box model or
-    `AVERAGE_LABEL`. Attacks are grouped baseline | +TT | control; a 0 % bar is labelled "0"."""
+    """Grouped horizontal bars for one white-box model: bars[attack][model], model = a black-box model or
+    `AVERAGE_LABEL`. Attacks are grouped baseline | +TT | control (top to bottom); a 0 % bar is labelled
+    "0". The figure is 460 px wide so that it stays readable on a phone."""
     if not bars:
         raise ValueError("plot_transfer_bars needs at least one attack")
     from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the global backend alone
@@ -122,66 +123,65 @@ def plot_transfer_bars(
     models = list(dict.fromkeys(m for per_model in bars.values() for m in per_model if m != AVERAGE_LABEL))
     if any(AVERAGE_LABEL in per_model for per_model in bars.values()):
         models.append(AVERAGE_LABEL)
-    # x positions: one slot per attack, a gap of one slot between groups
-    positions, x, boundaries = {}, 0.0, []
+    # horizontal bars (narrow figure: readable at phone width): one slot per attack from the top, half a
+    # slot between groups
+    positions, y, boundaries = {}, 0.0, []
     for index, (_, members) in enumerate(groups):
         if index:
-            boundaries.append(x - 0.75)
-            x += 0.5
+            boundaries.append(y - 0.25)
+            y += 0.5
         for attack in members:
-            positions[attack] = x
-            x += 1.0
-    width = 0.84 / max(1, len(models))
-    figure = Figure(figsize=(max(5.0, 0.62 * x + 1.6), 4.4), dpi=100)
+            positions[attack] = y
+            y += 1.0
+    height = 0.84 / max(1, len(models))
+    legend_rows = math.ceil(len(models) / 2)
+    figure = Figure(figsize=(4.6, 1.5 + 0.16 * legend_rows + (0.22 + 0.07 * len(models)) * y), dpi=100)
     axes = figure.add_subplot(1, 1, 1)
     for slot, model in enumerate(models):
-        xs, heights, low, high = [], [], [], []
+        ys, widths, low, high = [], [], [], []
         for attack in order:
             bar = bars[attack].get(model)
             if bar is None:
                 continue
-            xs.append(positions[attack] - 0.42 + width * (slot + 0.5))
-            heights.append(100 * bar.value)
+            ys.append(positions[attack] - 0.42 + height * (slot + 0.5))
+            widths.append(100 * bar.value)
             low.append(max(0.0, 100 * (bar.value - bar.lo)))
             high.append(max(0.0, 100 * (bar.hi - bar.value)))
         is_average = model == AVERAGE_LABEL
-        axes.bar(
-            xs,
-            heights,
-            width=width,
+        axes.barh(
+            ys,
+            widths,
+            height=height,
             color=model_color(model),
-            edgecolor="black",
+            edgecolor="#999999" if is_average else "black",  # the hatch is drawn in the edge colour
             linewidth=0.4,
-            hatch="//" if is_average else None,
-            label=model + (" (95 % bootstrap CI)" if is_average else ""),
-            yerr=[low, high],
-            error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#444444"},
+            hatch="///" if is_average else None,
+            label=model + (" (95 % bootstrap CI)" if is_average else " (95 % Wilson CI)"),
+            xerr=[low, high],
+            error_kw={"elinewidth": 0.7, "capsize": 1.2, "ecolor": "#444444"},
         )
-        for bar_x, height in zip(xs, heights, strict=True):
-            if height == 0.0:
-                axes.text(bar_x, 1.0, "0", ha="center", va="bottom", fontsize=7, color="black")
+        for bar_y, width in zip(ys, widths, strict=True):
+            if width == 0.0:
+                axes.text(0.8, bar_y, "0", ha="left", va="center", fontsize=6.5, color="black")
     for boundary in boundaries:
-        axes.axvline(boundary, color="#888888", linewidth=0.8, linestyle=":")
+        axes.axhline(boundary, color="#888888", linewidth=0.8, linestyle=":")
     for group, members in groups:
         centre = (positions[members[0]] + positions[members[-1]]) / 2
-        axes.text(centre, 103, group, ha="center", va="bottom", fontsize=9, fontweight="bold")
-    axes.set_xticks([positions[a] for a in order])
-    axes.set_xticklabels(order, rotation=30, ha="right", fontsize=9)
-    axes.set_xlabel("attack (grouped: baseline | +TT | control)", fontsize=9)
-    axes.set_ylabel(ylabel, fontsize=10)
-    axes.set_ylim(0, 100)
-    axes.set_xlim(-0.6, x - 0.4)
-    axes.grid(axis="y", alpha=0.3)
+        axes.text(101.5, centre, group, ha="left", va="center", rotation=-90, fontsize=9, fontweight="bold")
+    axes.set_yticks([positions[a] for a in order])
+    axes.set_yticklabels(order, fontsize=9)
+    axes.set_ylim(y - 0.5, -0.5)  # first attack at the top
+    axes.set_ylabel("attack (baseline | +TT | control)", fontsize=9)
+    axes.set_xlabel(xlabel, fontsize=9)
+    axes.set_xlim(0, 100)
+    axes.tick_params(axis="x", labelsize=8)
+    axes.grid(axis="x", alpha=0.3)
     if title:
-        axes.set_title(title, fontsize=10, pad=20)
-    axes.legend(
-        fontsize=8,
-        ncol=min(3, len(models)),
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.32),
-        frameon=False,
-    )
-    figure.tight_layout()
+        axes.set_title(title, fontsize=10)
+    handles, labels = axes.get_legend_handles_labels()
+    figure.legend(handles, labels, fontsize=7.5, ncol=2, loc="lower center", frameon=False)
+    legend_space = (0.16 * legend_rows + 0.1) / figure.get_figheight()
+    figure.tight_layout(rect=(0, legend_space, 1, 1))
     return _png(figure, path)
 
 
