@@ -44,7 +44,7 @@ from vidadv.attacks.temporal import SHIFT_STRATEGIES, WEIGHT_KINDS
 from vidadv.evaluation.report import csv_text, markdown_table
 from vidadv.experiments.config import ExperimentConfig
 from vidadv.experiments.evaluate import FLOAT, LoadedRun, collect_predictions, compare_attacks, load_run
-from vidadv.experiments.runtime import ModelFactory, format_table, jsonable
+from vidadv.experiments.runtime import DEFAULT_FACTORIES, Factories, format_table, jsonable
 from vidadv.utils.io import atomic_write_bytes, atomic_write_text
 from vidadv.utils.stats import bootstrap_mean_ci
 
@@ -649,7 +649,7 @@ def run_ablation_report(
     variant: str = FLOAT,
     batch_size: int | None = None,
     device: str | None = None,
-    model_factory: ModelFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
 ) -> int:
     """`vidadv ablation RUN`: Figure 4 and Table 2 of the paper from an attacked ablation run.
 
@@ -660,7 +660,7 @@ def run_ablation_report(
     Returns 0, or 1 when adversarial clips are missing (the tables then cover the clips present).
     Raises ValueError when the run has no ablation (see the module docstring for the naming convention).
     """
-    run = load_run(run_dir, check_model_names=model_factory is None)
+    run = load_run(run_dir, check_model_names=factories.real_models)
     config = run.config
     ablations = detect_ablations(tt_variants(config))
     if ablations.empty:
@@ -674,7 +674,7 @@ def run_ablation_report(
         run,
         [variant],
         attacks=ablations.attack_names,
-        model_factory=model_factory,
+        factories=factories,
         batch_size=batch_size,
         device=device,
         progress=progress,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +37,16 @@ from vidadv.evaluation.report import (
 )
 from vidadv.experiments.config import ExperimentConfig, config_from_dict, resolve_device
 from vidadv.experiments.runtime import (
-    DatasetFactory,
-    ModelFactory,
+    DEFAULT_FACTORIES,
+    Factories,
     RunLayout,
     SelectedClip,
     batched,
     check_item,
-    default_dataset_factory,
     format_table,
     jsonable,
     load_selection,
     predict,
-    prepare_model,
     read_run_config,
     selected_clips,
     slug,
@@ -119,12 +117,17 @@ def load_run(run_dir: str | os.PathLike[str], check_model_names: bool = True) ->
         raise ValueError(
             f"{str(layout.root)!r} has no run_config.json: is it a folder written by `vidadv attack`?"
         )
-    kwargs: dict[str, Any] = {"check_dataset_files": False, "attack_names": None, "dataset_check": None}
+    kwargs: dict[str, Any] = {
+        "check_dataset_files": False,
+        "attack_names": None,
+        "attack_builder": None,
+        "dataset_check": None,
+    }
     if not check_model_names:
         kwargs["model_names"] = None
     config = config_from_dict(record["config"], source=str(layout.run_config), **kwargs)
     # the run folder is authoritative, wherever it has been moved to
-    config = replace(config, output_dir=str(layout.root))
+    config = config.model_copy(update={"output_dir": str(layout.root)})
     clips = selected_clips(load_selection(layout))
     return LoadedRun(config, layout, clips, record["config_hash"])
 
@@ -138,15 +141,15 @@ class _ModelPool:
     """Loads each model on first use (a fully cached rerun loads none)."""
 
     def __init__(
-        self, config: ExperimentConfig, factory: ModelFactory | None, device: torch.device, dtype: torch.dtype
+        self, config: ExperimentConfig, factories: Factories, device: torch.device, dtype: torch.dtype
     ) -> None:
-        self.config, self.factory, self.device, self.dtype = config, factory, device, dtype
+        self.config, self.factories, self.device, self.dtype = config, factories, device, dtype
         self.models: dict[str, nn.Module] = {}
 
     def get(self, label: str) -> nn.Module:
         if label not in self.models:
-            self.models[label] = prepare_model(
-                self.factory, self.config.model(label), self.device, self.dtype
+            self.models[label] = self.factories.prepare_model(
+                self.config.model(label), self.device, self.dtype
             )
         return self.models[label]
 
@@ -178,7 +181,7 @@ def collect_predictions(
     *,
     attacks: Sequence[str] | None = None,
     whiteboxes: Sequence[str] | None = None,
-    model_factory: ModelFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     transforms: Mapping[str, Transform] | None = None,
     batch_size: int | None = None,
     device: str | None = None,
@@ -193,7 +196,7 @@ def collect_predictions(
     size = batch_size or config.batch_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    pool = _ModelPool(config, model_factory, resolve_device(device or config.device), dtype)
+    pool = _ModelPool(config, factories, resolve_device(device or config.device), dtype)
     model_keys = {m.label: f"{m.label}@{m.spec_hash()}-{config.dtype}" for m in config.models}
     attack_names = list(attacks) if attacks is not None else [a.name for a in config.attacks]
     whitebox_names = list(whiteboxes) if whiteboxes is not None else list(config.whitebox)
@@ -390,14 +393,12 @@ def _variant_stem(variant: str) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def _gallery(
-    run: LoadedRun, dataset_factory: DatasetFactory | None, out_dir: Path, count: int
-) -> tuple[list[Any], str]:
+def _gallery(run: LoadedRun, factories: Factories, out_dir: Path, count: int) -> tuple[list[Any], str]:
     """A few clean / adversarial / perturbation GIFs (needs the dataset for the clean clips)."""
     if count <= 0:
         return [], ""
     try:
-        dataset = (dataset_factory or default_dataset_factory)(dict(run.config.dataset))
+        dataset = factories.build_dataset(dict(run.config.dataset))
     except Exception as err:  # the dataset may not be reachable where the evaluation runs
         return [], f"gallery skipped: cannot open the dataset ({type(err).__name__}: {err})"
     items = []
@@ -440,8 +441,7 @@ def run_evaluate(
     device: str | None = None,
     *,
     gallery: int = 3,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     transforms: Mapping[str, Transform] | None = None,
     progress: bool = True,
 ) -> int:
@@ -449,13 +449,13 @@ def run_evaluate(
 
     Returns 0, or 1 when adversarial clips of the run are missing (the tables then cover those present).
     """
-    run = load_run(run_dir, check_model_names=model_factory is None)
+    run = load_run(run_dir, check_model_names=factories.real_models)
     config, layout = run.config, run.layout
     variants = variant_names(quantize, h264, config.h264_crf)
     predictions, missing = collect_predictions(
         run,
         variants,
-        model_factory=model_factory,
+        factories=factories,
         transforms=transforms,
         batch_size=batch_size,
         device=device,
@@ -560,7 +560,7 @@ def run_evaluate(
     header = ["whitebox", "attack", "clip_id", "model", "label", "pred", "fooled", "variant"]
     atomic_write_text(out / "outcomes.csv", csv_text(header, outcome_lines))
     atomic_write_json(out / "results.json", jsonable(results))
-    items, note = _gallery(run, dataset_factory, out, gallery)
+    items, note = _gallery(run, factories, out, gallery)
     if items or note:
         sections.append(Section("Gallery", text=note, gallery=items))
     report = write_html_report(out, f"vidadv evaluation: {config.name or layout.root.name}", sections)
@@ -702,7 +702,7 @@ def run_compare(
     whitebox: str | None = None,
     batch_size: int | None = None,
     device: str | None = None,
-    model_factory: ModelFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     transforms: Mapping[str, Transform] | None = None,
     progress: bool = True,
 ) -> int:
@@ -710,7 +710,7 @@ def run_compare(
 
     Uses (and fills) the evaluation cache, so after `vidadv evaluate` it runs no model.
     """
-    run = load_run(run_dir, check_model_names=model_factory is None)
+    run = load_run(run_dir, check_model_names=factories.real_models)
     config = run.config
     for name in (attack_a, attack_b):
         config.attack(name)  # clear error listing the attacks of the run
@@ -729,7 +729,7 @@ def run_compare(
         [resolved],
         attacks=[attack_a, attack_b],
         whiteboxes=whiteboxes,
-        model_factory=model_factory,
+        factories=factories,
         transforms=transforms,
         batch_size=batch_size,
         device=device,

@@ -33,22 +33,17 @@ from tqdm.auto import tqdm
 from vidadv.experiments.config import AttackSpec, ConfigError, ExperimentConfig, resolve_device
 from vidadv.experiments.runtime import (
     ADV_FORMAT,
+    DEFAULT_FACTORIES,
     RUN_FORMAT,
-    AttackFactory,
-    DatasetFactory,
-    ModelFactory,
+    Factories,
     RunLayout,
     SelectedClip,
     batched,
     check_item,
     clip_seed,
-    default_attack_factory,
-    default_dataset_factory,
     determinism,
     format_table,
-    load_config_for,
     load_selection,
-    prepare_model,
     read_run_config,
     selected_clips,
     versions,
@@ -196,16 +191,15 @@ def _build_attack(
     config: ExperimentConfig,
     attack: AttackSpec,
     model: nn.Module,
-    attack_factory: AttackFactory | None,
+    factories: Factories,
     seed: int,
     whitebox: str | None = None,
 ) -> Any:
     """Build one attack; a rejected spec/option becomes a ConfigError naming the attack."""
     options = config.attack_options(attack)
     options["seed"] = seed
-    factory = attack_factory or default_attack_factory
     try:
-        return factory(attack.spec, model, **options)
+        return factories.build_attack(attack.spec, model, **options)
     except (TypeError, ValueError) as err:
         on_model = f" on white-box model {whitebox!r}" if whitebox else ""
         raise ConfigError(
@@ -217,14 +211,14 @@ def _attack_batch(
     config: ExperimentConfig,
     attack: AttackSpec,
     model: nn.Module,
-    attack_factory: AttackFactory | None,
+    factories: Factories,
     clean: torch.Tensor,
     labels: torch.Tensor,
     seed: int,
 ) -> tuple[torch.Tensor, float, int | None]:
     """Adversarial clips (float32, CPU), the wall time of the attack and its gradient evaluations per step."""
     torch.manual_seed(seed)
-    attacker = _build_attack(config, attack, model, attack_factory, seed)
+    attacker = _build_attack(config, attack, model, factories, seed)
     start = time.perf_counter()
     adversarial = attacker(clean, labels)
     if clean.is_cuda:
@@ -257,16 +251,14 @@ def _run_jobs(
     clips: list[SelectedClip],
     jobs: list[tuple[str, int, list[str]]],
     resume: bool,
-    model_factory: ModelFactory | None,
-    dataset_factory: DatasetFactory | None,
-    attack_factory: AttackFactory | None,
+    factories: Factories,
     progress: bool,
 ) -> int:
     """Attack this rank's jobs; returns the number of files written."""
     device = resolve_device(config.device, ctx.local_rank if ctx.is_distributed else None)
     dtype, save_dtype = config.torch_dtype, config.torch_save_dtype
     batches = batched(clips, config.batch_size)
-    dataset = (dataset_factory or default_dataset_factory)(dict(config.dataset)) if jobs else None
+    dataset = factories.build_dataset(dict(config.dataset)) if jobs else None
     total = sum(len(batches[number]) * len(todo) for _, number, todo in jobs)
     bar = tqdm(total=total, desc="attack", unit="clip", disable=not (progress and ctx.is_main), smoothing=0.1)
     model: nn.Module | None = None
@@ -275,10 +267,10 @@ def _run_jobs(
     for whitebox, number, todo in jobs:
         if whitebox != model_label:
             model = None  # free the previous white-box model before loading the next
-            model = prepare_model(model_factory, config.model(whitebox), device, dtype)
+            model = factories.prepare_model(config.model(whitebox), device, dtype)
             model_label = whitebox
             for attack in config.attacks:  # fail now, not hours later, if an attack cannot be built
-                _build_attack(config, attack, model, attack_factory, config.seed, whitebox)
+                _build_attack(config, attack, model, factories, config.seed, whitebox)
         assert model is not None
         batch = batches[number]
         clean_cpu = _load_batch(dataset, batch)
@@ -294,7 +286,7 @@ def _run_jobs(
                 continue
             bar.set_postfix_str(f"{whitebox} / {attack.name}", refresh=False)
             adversarial, elapsed, evaluations = _attack_batch(
-                config, attack, model, attack_factory, clean, labels, seed
+                config, attack, model, factories, clean, labels, seed
             )
             saved = adversarial.to(save_dtype)
             adv_preds, adv_losses = _predict_with_loss(model, saved.float(), labels, device, dtype)
@@ -430,17 +422,16 @@ def run_attack(
     force: bool = False,
     resume: bool = True,
     *,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
-    attack_factory: AttackFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     progress: bool = True,
 ) -> int:
     """`vidadv attack CONFIG`: attack every selected clip; returns 0 when the run is complete.
 
     force: resume into a folder made with a different config. resume=False recomputes (and
     overwrites) every file. Under torchrun (WORLD_SIZE > 1) the work is sharded over the processes.
+    factories: where models, the dataset and the attacks come from (tests inject stand-ins).
     """
-    config = load_config_for(config, model_factory, attack_factory, dataset_factory)
+    config = factories.load_config(config)
     layout = RunLayout.of(config.output_dir)
     previous = check_resume(config, layout, force)
     ctx = init_distributed(config.device)
@@ -452,9 +443,7 @@ def run_attack(
                 layout,
                 previous,
                 resume,
-                model_factory,
-                dataset_factory,
-                attack_factory,
+                factories,
                 progress,
             )
     finally:
@@ -473,9 +462,7 @@ def _attack_all_ranks(
     layout: RunLayout,
     previous: dict[str, Any] | None,
     resume: bool,
-    model_factory: ModelFactory | None,
-    dataset_factory: DatasetFactory | None,
-    attack_factory: AttackFactory | None,
+    factories: Factories,
     progress: bool,
 ) -> tuple[list[SelectedClip], dict[str, Any] | None, int]:
     """The body of run_attack on every rank: selection, work list, sharded attacks, rank-0 summary."""
@@ -485,9 +472,7 @@ def _attack_all_ranks(
                 f"no clip selection in {layout.root}: run `vidadv select {config.source or 'CONFIG'}` first "
                 "(or set selection: auto)"
             )
-        compute_selection(
-            config, ctx, model_factory=model_factory, dataset_factory=dataset_factory, progress=progress
-        )
+        compute_selection(config, ctx, factories=factories, progress=progress)
         barrier(ctx)
     selection = load_selection(layout)
     if selection.get("selection_hash") != config.selection_hash():
@@ -513,9 +498,7 @@ def _attack_all_ranks(
         clips,
         shard(jobs, ctx),
         resume,
-        model_factory,
-        dataset_factory,
-        attack_factory,
+        factories,
         progress,
     )
     total_written = sum(all_gather_objects(ctx, written))
