@@ -147,15 +147,17 @@ def test_heatmap_title_counts_clips() -> None:
 
 
 def test_config_validation_messages(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown key.*frames_per_clip.*valid keys: models, dataset"):
+    with pytest.raises(
+        ValueError, match="unknown config key 'frames_per_clip'.*allowed keys: models, dataset"
+    ):
         parse_analysis_config(base_config(tmp_path, frames_per_clip=8))
-    with pytest.raises(ValueError, match=r"models\[0\].*valid keys: name, checkpoint"):
+    with pytest.raises(ValueError, match=r"models\[0\].*allowed keys: name, checkpoint"):
         parse_analysis_config(base_config(tmp_path, models=[{"name": "f1", "weights": "x"}]))
     with pytest.raises(ValueError, match="valid methods"):
         parse_analysis_config(base_config(tmp_path, methods=["saliency"]))
     with pytest.raises(ValueError, match="unique.*f1"):
         parse_analysis_config(base_config(tmp_path, models=["f1", "f1"]))
-    with pytest.raises(ValueError, match="missing required key.*output_dir"):
+    with pytest.raises(ValueError, match="missing required config key.*output_dir"):
         parse_analysis_config({"models": ["f1"], "dataset": {}})
     with pytest.raises(ValueError, match="zero_fill"):
         parse_analysis_config(base_config(tmp_path, zero_fill="black"))
@@ -201,7 +203,7 @@ def test_run_analyze_skips_refuses_and_forces(tmp_path: Path, capsys) -> None:
     assert json.loads(summary.read_text())["methods"] == ["mean_padding"]
     config_path.write_text("models: [f1]\nbogus: 1\n")
     assert run_analyze(str(config_path), **kwargs) == 2
-    assert "valid keys" in capsys.readouterr().err
+    assert "allowed keys" in capsys.readouterr().err
     assert run_analyze(str(tmp_path / "missing.yaml"), **kwargs) == 2
 
 

@@ -298,6 +298,12 @@ def same_shape_runs(clips: Sequence[torch.Tensor]) -> list[list[int]]:
     return runs
 
 
+def misclassified_by(predictions: Mapping[str, int], label: int) -> dict[str, int]:
+    """The models that get a clip wrong ({model: predicted class}); the paper attacks (and analyzes)
+    only clips for which this is empty, i.e. clips every model classifies correctly."""
+    return {name: int(pred) for name, pred in predictions.items() if int(pred) != label}
+
+
 @torch.no_grad()
 def predict(model: nn.Module, clips: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Top-1 predictions (N,) of `model` on a clip batch (N, C, T, H, W)."""

@@ -27,6 +27,7 @@ from vidadv.experiments.runtime import (
     check_item,
     format_table,
     load_selection,
+    misclassified_by,
     predict,
     same_shape_runs,
 )
@@ -100,7 +101,7 @@ def _evaluate_shard(
             for row, position in enumerate(run):
                 index, _, label, clip_id = pending[position]
                 preds = {name: int(p[row]) for name, p in predictions.items()}
-                wrong = {name: pred for name, pred in preds.items() if pred != label}
+                wrong = misclassified_by(preds, label)
                 result: dict[str, Any] = {"index": index, "clip_id": clip_id, "label": label, "preds": preds}
                 if wrong:
                     detail = ", ".join(f"{name} (predicted {pred})" for name, pred in wrong.items())
