@@ -27,13 +27,15 @@ RUN_FORMAT = "vidadv-run/1"
 ADV_FORMAT = "vidadv-adv/1"
 
 
-class Attack(Protocol):
+class AttackFn(Protocol):
+    """What a run needs of an attack: adversarial clips from clips and labels."""
+
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
 
 
 ModelFactory = Callable[[ModelSpec, torch.device, torch.dtype], nn.Module]
 DatasetFactory = Callable[[dict[str, Any]], Any]
-AttackFactory = Callable[..., Attack]
+AttackFactory = Callable[..., AttackFn]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -58,7 +60,7 @@ def default_dataset_factory(spec: dict[str, Any]) -> Any:
     return build_dataset(spec)
 
 
-def default_attack_factory(spec: str, model: nn.Module, **options: Any) -> Attack:
+def default_attack_factory(spec: str, model: nn.Module, **options: Any) -> AttackFn:
     """`vidadv.attacks.build_attack(spec, model, **options)`."""
     return build_attack(spec, model, **options)
 
