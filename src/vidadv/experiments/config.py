@@ -29,6 +29,7 @@ from typing import Annotated, Any
 
 import torch
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from torch import nn
 
 from vidadv.attacks import available_attacks, build_attack
@@ -60,6 +61,7 @@ from vidadv.experiments.schema import (
     setting,
     unique,
     validate_config,
+    within,
 )
 from vidadv.models import available_models
 from vidadv.models.common import ResidualBlock
@@ -91,9 +93,9 @@ _PATH_KEY_PATTERN = re.compile(r"(root|dir|path|file|csv|json|list|annotations?|
 def parse_number(value: Any, key: str) -> float:
     """A finite number, given as a number or a fraction string like "16/255"; ConfigError naming `key`."""
     try:
-        return parse_fraction(value)
-    except Exception as err:  # PydanticCustomError: its message follows the key
-        raise ConfigError(f"{key}{err}") from None
+        return within(key, parse_fraction, value)
+    except PydanticCustomError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _is_placeholder(text: str) -> bool:
@@ -115,13 +117,7 @@ def _channel_stats(value: Any) -> tuple[float, ...] | None:
         return None
     if not isinstance(value, list | tuple) or not value:
         raise fail(f" must be a list of per-channel numbers like [0.485, 0.456, 0.406], got {value!r}")
-    numbers = []
-    for index, item in enumerate(value):
-        try:
-            numbers.append(parse_fraction(item))
-        except Exception as err:
-            raise fail(f"[{index}]{err}") from None
-    return tuple(numbers)
+    return tuple(within(f"[{index}]", parse_fraction, item) for index, item in enumerate(value))
 
 
 def _output_dir(value: str) -> str:
@@ -150,10 +146,7 @@ def _attack_options(value: Any) -> dict[str, Any]:
     }
     for key, check in checks.items():
         if key in options:
-            try:
-                options[key] = check(options[key])
-            except Exception as err:
-                raise fail(f".{key}{err}") from None
+            options[key] = within(f".{key}", check, options[key])
     if "seed" in options:
         raise fail(".seed: per-clip seeds are derived from the config 'seed'; remove it")
     return options

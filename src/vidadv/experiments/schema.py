@@ -59,6 +59,17 @@ def fail(message: str, *, absolute: bool = False) -> PydanticCustomError:
     return PydanticCustomError(_ERROR_TYPE, "{message}", {"message": message, "absolute": absolute})
 
 
+def within(prefix: str, check: Callable[[Any], Any], value: Any) -> Any:
+    """`check(value)`, with its error moved under the sub-key `prefix` (such as ``.eps`` or ``[2]``)."""
+    try:
+        return check(value)
+    except PydanticCustomError as err:
+        context = err.context or {}
+        if err.type != _ERROR_TYPE or context.get("absolute"):
+            raise
+        raise fail(prefix + str(context["message"])) from None
+
+
 def key_path(loc: Iterable[int | str]) -> str:
     """``("attacks", 2, "options", "eps")`` -> ``attacks[2].options.eps``."""
     path = ""
