@@ -7,10 +7,10 @@ declared once below, with its default, its check, its description and whether it
 
 `config_from_dict` / `load_config` validate a config completely before any work starts: the schema
 (unknown keys, types, ranges, cross references), then the environment (model and attack registries,
-the dataset type, placeholder and missing paths) and finally every attack, built against a small probe
-network with the clip length of the dataset, so an option typo or an impossible TT shift is reported
-at once. Every problem is a `ConfigError` (a `ValueError`) naming the key path, the value and what is
-allowed.
+and `vidadv.experiments.preflight`: the dataset type, placeholder and missing paths, and every attack
+built against a probe network with the clip length of the dataset, so an option typo or an impossible
+TT shift is reported at once). Every problem is a `ConfigError` (a `ValueError`) naming the key path,
+the value and what is allowed.
 
 The *config hash* covers everything that changes the adversarial clips (dataset, models, attacks,
 budget, batch size, dtypes, seed, clip selection settings) and excludes what only changes where or how
@@ -23,18 +23,24 @@ import copy
 import hashlib
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
 import torch
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
-from torch import nn
 
 from vidadv.attacks import available_attacks, build_attack
-from vidadv.data import DATASET_TYPES, dataset_spec_keys
+from vidadv.data import DATASET_TYPES
 from vidadv.evaluation.paper import PAPER_KEYS, PAPER_NUMBERS
+from vidadv.experiments.preflight import (
+    AttackBuilder,
+    check_attacks,
+    dataset_path_problems,
+    default_dataset_check,
+    is_placeholder,
+    path_problem,
+)
 from vidadv.experiments.schema import (
     Budget,
     ConfigError,
@@ -64,7 +70,6 @@ from vidadv.experiments.schema import (
     within,
 )
 from vidadv.models import available_models
-from vidadv.models.common import ResidualBlock
 
 __all__ = [
     "AttackSpec",
@@ -77,7 +82,6 @@ __all__ = [
     "resolve_device",
 ]
 
-PLACEHOLDER_MARKERS = ("/path/to", "<path", "CHANGE_ME", "FILL_IN")
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "float64": torch.float64,
@@ -87,7 +91,6 @@ DTYPES: dict[str, torch.dtype] = {
 SELECTION_MODES = ("required", "auto")
 #: clip length of the built-in dataset types when their spec sets no `frames`
 DEFAULT_DATASET_FRAMES = 32
-_PATH_KEY_PATTERN = re.compile(r"(root|dir|path|file|csv|json|list|annotations?|indices|index_file)$")
 
 
 def parse_number(value: Any, key: str) -> float:
@@ -96,10 +99,6 @@ def parse_number(value: Any, key: str) -> float:
         return within(key, parse_fraction, value)
     except PydanticCustomError as err:
         raise ConfigError(str(err)) from None
-
-
-def _is_placeholder(text: str) -> bool:
-    return any(marker.lower() in text.lower() for marker in PLACEHOLDER_MARKERS)
 
 
 def _hash_json(obj: Any) -> str:
@@ -121,7 +120,7 @@ def _channel_stats(value: Any) -> tuple[float, ...] | None:
 
 
 def _output_dir(value: str) -> str:
-    if _is_placeholder(value):
+    if is_placeholder(value):
         raise fail(f" is still the placeholder {value!r}: choose a results folder")
     return value
 
@@ -230,7 +229,7 @@ def _labels(info: ValidationInfo) -> list[ModelSpec] | None:
     return list(models) if models is not None else None
 
 
-def _resolve_refs(refs: Sequence[str], models: Sequence[ModelSpec], what: str) -> tuple[str, ...]:
+def _resolve_refs(refs: Sequence[str], models: Sequence[ModelSpec]) -> tuple[str, ...]:
     by_label = [m.label for m in models]
     by_name: dict[str, list[str]] = {}
     for m in models:
@@ -326,7 +325,7 @@ class ExperimentConfig(ConfigModel):
         models = _labels(info)
         if refs is None or models is None:
             return refs
-        return _resolve_refs(refs, models, str(info.field_name))
+        return _resolve_refs(refs, models)
 
     @field_validator("attacks")
     @classmethod
@@ -406,127 +405,8 @@ class ExperimentConfig(ConfigModel):
         return _hash_json(self.selection_fields())
 
 
-# ------------------------------------------------------------------------------------------------
-# Checks against the environment (registries, files, the attack engine)
-# ------------------------------------------------------------------------------------------------
-
-
-def _path_problem(value: str, key: str, what: str) -> str | None:
-    """Why the path `value` of config key `key` is unusable (placeholder or missing), or None."""
-    if _is_placeholder(value):
-        return f"{key} is still the placeholder {value!r}: replace it with the path to {what}"
-    if not os.path.exists(os.path.expanduser(value)):
-        return f"{key}: {what} not found: {value!r}"
-    return None
-
-
-def _dataset_path_problems(spec: Any, key: str) -> list[str]:
-    """Placeholders anywhere, and missing files under path-like keys (root, list, *_dir, *_csv, ...)."""
-    problems: list[str] = []
-    items: Iterable[tuple[str, Any]]
-    if isinstance(spec, Mapping):
-        items = ((f"{key}.{sub_key}", value) for sub_key, value in spec.items())
-    elif isinstance(spec, list | tuple):
-        items = ((f"{key}[{index}]", value) for index, value in enumerate(spec))
-    else:
-        return problems
-    for where, value in items:
-        if isinstance(value, str):
-            last = where.rsplit(".", 1)[-1].lower()
-            if _is_placeholder(value) or (isinstance(spec, Mapping) and _PATH_KEY_PATTERN.search(last)):
-                problem = _path_problem(value, where, "the dataset")
-                if problem:
-                    problems.append(problem)
-        else:
-            problems += _dataset_path_problems(value, where)
-    return problems
-
-
 def _known_names(loader: Callable[[], Iterable[str]] | None) -> set[str] | None:
     return None if loader is None else set(loader())
-
-
-def default_dataset_check(spec: Mapping[str, Any]) -> None:
-    """The dataset spec's `type` and keys against vidadv.data.build_dataset's."""
-    kind = spec.get("type")
-    if kind not in DATASET_TYPES:
-        raise ConfigError(f"dataset.type must be one of {', '.join(DATASET_TYPES)}; got {kind!r}")
-    if kind == "synthetic":
-        return
-    allowed = ["type", *dataset_spec_keys(kind)]
-    for key in spec:
-        if key not in allowed:
-            raise ConfigError(
-                f"unknown config key {key!r} (in dataset of type {kind!r}); "
-                f"allowed keys: {', '.join(allowed)}"
-            )
-
-
-class ProbeNet(nn.Module):
-    """A tiny video classifier that every attack can be built against (residual block for SGM, a
-    Grad-CAM layer for ATA); used to validate attack specs and options before any work."""
-
-    attention_layer = "features"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Conv3d(3, 4, 1)
-        self.block = _ProbeBlock()
-        self.head = nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.block(self.features(x).mean(dim=(2, 3, 4))))
-
-
-class _ProbeBlock(ResidualBlock):
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(4, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x + self.scale_residual_grad(self.linear(x)))
-
-
-AttackBuilder = Callable[..., Any]
-
-
-def _attack_problem(
-    builder: AttackBuilder, spec: str, options: dict[str, Any], frames: int | None
-) -> str | None:
-    """Why `builder(spec, probe, **options)` fails, or cannot attack clips of `frames` frames; or None."""
-    try:
-        attack = builder(spec, ProbeNet(), **options)
-    except (TypeError, ValueError) as err:
-        return str(err)
-    if frames is not None:
-        clip = torch.zeros(1, 3, frames, 2, 2)
-        try:
-            for transform in getattr(attack, "transforms", ()):
-                transform.check(clip)
-        except ValueError as err:
-            return f"{err} (the dataset's clips have {frames} frames)"
-    return None
-
-
-def check_attacks(config: ExperimentConfig, builder: AttackBuilder) -> None:
-    """Build every attack against `ProbeNet` and check its clip-shape needs against the dataset's clip
-    length; a rejected spec or option is a ConfigError naming the attack's key path."""
-    frames = config.clip_frames
-    for index, attack in enumerate(config.attacks):
-        options = config.attack_options(attack)
-        options["seed"] = 0
-        if isinstance(options.get("ata_layer"), str):
-            options.pop("ata_layer")  # names a layer of the real models; checked when they are loaded
-        problem = _attack_problem(builder, attack.spec, options, frames)
-        if problem is None:
-            continue
-        # the option whose removal makes the attack valid is the one to blame
-        for key in attack.options:
-            if key in options:
-                without = {k: v for k, v in options.items() if k != key}
-                if _attack_problem(builder, attack.spec, without, frames) is None:
-                    raise ConfigError(f"attacks[{index}].options.{key}: {problem}")
-        raise ConfigError(f"attacks[{index}] ({attack.name!r}, spec {attack.spec!r}): {problem}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -577,11 +457,11 @@ def config_from_dict(
                 )
     if dataset_check is not None:
         dataset_check(config.dataset)
-    problems = _dataset_path_problems(config.dataset, "dataset") if check_dataset_files else []
+    problems = dataset_path_problems(config.dataset, "dataset") if check_dataset_files else []
     for index, model in enumerate(config.models):
         if model.checkpoint is not None and check_files:
             where = f"models[{index}].checkpoint"
-            problem = _path_problem(model.checkpoint, where, f"the checkpoint of model {model.label!r}")
+            problem = path_problem(model.checkpoint, where, f"the checkpoint of model {model.label!r}")
             if problem:
                 problems.append(problem)
     if problems:
