@@ -8,7 +8,8 @@ that every model classifies correctly are analyzed (as in the paper).
 Config (YAML) keys (the schema `AnalysisConfig`, validated like the experiment configs: unknown keys are
 rejected with the list of valid ones):
 
-    models:            list of {name, checkpoint?, num_classes?, layer?, label?} or plain names;
+    models:            list of {name, checkpoint?, num_classes?, mean?, std?, layer?, label?} or plain
+                       names (as in the experiment configs);
                        ``layer`` is the Grad-CAM layer (dotted name relative to the classifier;
                        default: the classifier's ``attention_layer``), ``label`` the display name.
     dataset:           spec for ``vidadv.data.build_dataset`` (items: (clip (C,T,H,W), label, clip_id)).
@@ -38,7 +39,7 @@ import io
 import json
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -64,8 +65,9 @@ from vidadv.analysis.importance import (
     normalize_method_name,
 )
 from vidadv.analysis.plots import correlation_heatmap_png, heatmap_title
-from vidadv.experiments.runtime import misclassified_by
+from vidadv.experiments.runtime import DEFAULT_FACTORIES, Factories, misclassified_by
 from vidadv.experiments.schema import (
+    ChannelStats,
     ConfigError,
     ConfigModel,
     Device,
@@ -127,6 +129,8 @@ class AnalysisModelSpec(ConfigModel):
     name: Name = setting(description="a vidadv.models.load_model name")
     checkpoint: OptionalName = setting(None, description="weights file (default: the model's own)")
     num_classes: OptionalPositiveInt = setting(None, description="classifier width (default: the model's)")
+    mean: ChannelStats = setting(None, description="per-channel input mean (default: the model's)")
+    std: ChannelStats = setting(None, description="per-channel input std (default: the model's)")
     layer: OptionalName = setting(
         None, description="Grad-CAM layer, dotted name (default: the classifier's attention_layer)"
     )
@@ -144,7 +148,7 @@ class AnalysisConfig(ConfigModel):
     """Validated `vidadv analyze` configuration; each field below is one config key."""
 
     models: Annotated[tuple[AnalysisModelSpec, ...], sequence_of("model entries")] = setting(
-        description="the models: {name, checkpoint?, num_classes?, layer?, label?} or a name"
+        description="the models: {name, checkpoint?, num_classes?, mean?, std?, layer?, label?} or a name"
     )
     dataset: Annotated[dict[str, Any], BeforeValidator(_dataset)] = setting(
         description="spec for vidadv.data.build_dataset"
@@ -196,24 +200,6 @@ def load_analysis_config(path: str | Path) -> AnalysisConfig:
         return parse_analysis_config(raw if raw is not None else {})
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from err
-
-
-ModelFactory = Callable[[AnalysisModelSpec, torch.device], nn.Module]
-DatasetFactory = Callable[[dict[str, Any]], Sequence[Any]]
-
-
-def default_model_factory(spec: AnalysisModelSpec, device: torch.device) -> nn.Module:
-    """Load a model with `vidadv.models.load_model` (zoo names load their shipped weights)."""
-    from vidadv.models import load_model
-
-    return load_model(spec.name, checkpoint=spec.checkpoint, num_classes=spec.num_classes, device=str(device))
-
-
-def default_dataset_factory(spec: dict[str, Any]) -> Sequence[Any]:
-    """Build the dataset with `vidadv.data.build_dataset`."""
-    from vidadv.data import build_dataset
-
-    return build_dataset(spec)
 
 
 @dataclass
@@ -301,23 +287,20 @@ def _json_matrix(matrix: torch.Tensor) -> list[list[float | None]]:
 def run_analysis(
     config: AnalysisConfig,
     *,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     progress: bool = True,
 ) -> AnalysisResult:
     """Run the temporal-pattern analysis described by ``config`` and write its outputs.
 
-    ``model_factory(spec, device)`` and ``dataset_factory(spec)`` default to `vidadv.models.load_model`
-    and `vidadv.data.build_dataset`; tests inject tiny stand-ins.
+    factories: its `load_model(spec, device, dtype)` and `build_dataset(spec)` default to
+    `vidadv.models.load_model` and `vidadv.data.build_dataset`; tests inject tiny stand-ins.
     """
     from tqdm.auto import tqdm
 
-    model_factory = model_factory or default_model_factory
-    dataset_factory = dataset_factory or default_dataset_factory
     device = resolve_device(config.device)
     output_dir = Path(config.output_dir)
 
-    dataset = dataset_factory(dict(config.dataset))
+    dataset = factories.build_dataset(dict(config.dataset))
     if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
         raise TypeError(f"the dataset must support len() and indexing; got {type(dataset).__name__}")
     dataset_size = len(dataset)
@@ -326,7 +309,7 @@ def run_analysis(
 
     models: dict[str, nn.Module] = {}
     for spec in config.models:
-        model = model_factory(spec, device)
+        model = factories.load_model(spec, device, torch.float32)
         if not isinstance(model, nn.Module):
             raise TypeError(
                 f"model factory returned {type(model).__name__} for {spec.name!r}; expected nn.Module"
@@ -496,8 +479,7 @@ def run_analyze(
     config_path: str,
     force: bool = False,
     *,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     progress: bool = True,
 ) -> int:
     """CLI logic of ``vidadv analyze CONFIG [--force]``; returns the process exit code.
@@ -522,9 +504,7 @@ def run_analyze(
         )
         return 2
     try:
-        result = run_analysis(
-            config, model_factory=model_factory, dataset_factory=dataset_factory, progress=progress
-        )
+        result = run_analysis(config, factories=factories, progress=progress)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"vidadv analyze: {error}", file=sys.stderr)
         return 2

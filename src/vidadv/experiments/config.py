@@ -43,6 +43,7 @@ from vidadv.experiments.preflight import (
 )
 from vidadv.experiments.schema import (
     Budget,
+    ChannelStats,
     ConfigError,
     ConfigModel,
     Crf,
@@ -111,14 +112,6 @@ def _hash_json(obj: Any) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def _channel_stats(value: Any) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple) or not value:
-        raise fail(f" must be a list of per-channel numbers like [0.485, 0.456, 0.406], got {value!r}")
-    return tuple(within(f"[{index}]", parse_fraction, item) for index, item in enumerate(value))
-
-
 def _output_dir(value: str) -> str:
     if is_placeholder(value):
         raise fail(f" is still the placeholder {value!r}: choose a results folder")
@@ -151,7 +144,6 @@ def _attack_options(value: Any) -> dict[str, Any]:
     return options
 
 
-ChannelStats = Annotated[tuple[float, ...] | None, BeforeValidator(_channel_stats)]
 ModelRefs = Annotated[tuple[str, ...], sequence_of("model labels", strings=True)]
 OptionalModelRefs = Annotated[
     tuple[str, ...] | None, sequence_of("model labels", allow_empty=True, strings=True, allow_none=True)

@@ -338,6 +338,14 @@ def sequence_of(
     return BeforeValidator(check)
 
 
+def _channel_stats(value: Any) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        raise fail(f" must be a list of per-channel numbers like [0.485, 0.456, 0.406], got {value!r}")
+    return tuple(within(f"[{index}]", parse_fraction, item) for index, item in enumerate(value))
+
+
 positive_int = _integer(1)
 positive_step = _positive_step
 Fraction = Annotated[float, BeforeValidator(parse_fraction)]
@@ -352,6 +360,7 @@ Name = Annotated[str, BeforeValidator(_string())]
 OptionalName = Annotated[str | None, BeforeValidator(_string(allow_none=True))]
 OptionalText = Annotated[str | None, BeforeValidator(_string(allow_none=True, allow_empty=True))]
 Device = Annotated[str, BeforeValidator(_device)]
+ChannelStats = Annotated[tuple[float, ...] | None, BeforeValidator(_channel_stats)]
 
 
 def unique(values: Sequence[str], what: str) -> None:
