@@ -83,6 +83,7 @@ from vidadv.experiments.schema import (
     resolve_device,
     sequence_of,
     setting,
+    shown,
     unique,
     validate_config,
 )
@@ -95,7 +96,9 @@ def _methods(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list | tuple) or not value:
-        raise fail(f" must be a non-empty list drawn from {', '.join(IMPORTANCE_METHODS)}; got {value!r}")
+        raise fail(
+            f" must be a non-empty list drawn from {', '.join(IMPORTANCE_METHODS)}; got {shown(value)}"
+        )
     methods: list[str] = []
     for index, method in enumerate(value):
         try:
@@ -111,13 +114,13 @@ def _zero_fill(value: Any) -> float | str:
     if value == MODEL_MEAN_FILL:
         return MODEL_MEAN_FILL
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
-        raise fail(f" must be a number in [0, 1] or {MODEL_MEAN_FILL!r}; got {value!r}")
+        raise fail(f" must be a number in [0, 1] or {MODEL_MEAN_FILL!r}; got {shown(value)}")
     return float(value)
 
 
 def _dataset(value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
-        raise fail(f" must be a mapping (a vidadv.data.build_dataset spec); got {value!r}")
+        raise fail(f" must be a mapping (a vidadv.data.build_dataset spec); got {shown(value)}")
     return dict(value)
 
 

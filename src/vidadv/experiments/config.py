@@ -66,6 +66,7 @@ from vidadv.experiments.schema import (
     resolve_device,
     sequence_of,
     setting,
+    shown,
     unique,
     validate_config,
     within,
@@ -129,7 +130,7 @@ def _attack_options(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise fail(f" must be a mapping of build_attack options, got {value!r}")
+        raise fail(f" must be a mapping of build_attack options, got {shown(value)}")
     options = dict(value)
     checks: dict[str, Callable[[Any], Any]] = {
         "eps": parse_budget,

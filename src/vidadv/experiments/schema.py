@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import reprlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -31,6 +32,7 @@ __all__ = [
     "read_config_file",
     "resolve_device",
     "setting",
+    "shown",
     "validate_config",
 ]
 
@@ -52,6 +54,15 @@ Model = TypeVar("Model", bound="ConfigModel")
 # ------------------------------------------------------------------------------------------------
 # Errors
 # ------------------------------------------------------------------------------------------------
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+
+
+def shown(value: Any) -> str:
+    """`repr(value)`, shortened for error messages (a bad value may be a huge structure)."""
+    return _SHORT.repr(value)
 
 
 def fail(message: str, *, absolute: bool = False) -> PydanticCustomError:
@@ -106,7 +117,7 @@ def _error_lines(error: ValidationError) -> list[str]:
         elif kind == "value_error" and isinstance(ctx.get("error"), ConfigError):
             lines.append(str(ctx["error"]))
         else:  # a pydantic check without a hand-written message
-            lines.append(_joined(key_path(loc), f": {item['msg']}, got {item.get('input')!r}"))
+            lines.append(_joined(key_path(loc), f": {item['msg']}, got {shown(item.get('input'))}"))
     for where, keys in missing.items():
         hint = f" (in {where})" if where else ""
         lines.append(f"missing required config key(s){hint}: {', '.join(keys)}")
@@ -148,7 +159,7 @@ def _marker(field: Any, key: str, default: bool) -> bool:
 class ConfigModel(BaseModel):
     """A frozen config record: unknown keys refused, `to_dict` and the hashed part derived from the fields.
 
-    Records with a `positional` order may be built positionally, e.g. ``ModelSpec("nl50", "NL-50")``.
+    Records may also be built with positional arguments in field order, e.g. ``ModelSpec("nl50", "NL-50")``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=False)
@@ -181,7 +192,7 @@ class ConfigModel(BaseModel):
             data = {cls.string_key: data}
         keys = cls.config_keys()
         if not isinstance(data, Mapping):
-            raise fail(f" must be a mapping with keys {', '.join(keys)}, got {data!r}")
+            raise fail(f" must be a mapping with keys {', '.join(keys)}, got {shown(data)}")
         for key in data:
             if key not in keys:
                 raise PydanticCustomError(
@@ -214,7 +225,7 @@ class ConfigModel(BaseModel):
 
 def parse_fraction(value: Any) -> float:
     """A finite number, given as a number or a fraction string like "16/255"."""
-    expected = f" must be a number or a fraction like '16/255', got {value!r}"
+    expected = f" must be a number or a fraction like '16/255', got {shown(value)}"
     if isinstance(value, bool):
         raise fail(expected)
     if isinstance(value, int | float):
@@ -232,7 +243,7 @@ def parse_fraction(value: Any) -> float:
     else:
         raise fail(expected)
     if not math.isfinite(number):
-        raise fail(f" must be finite, got {value!r}")
+        raise fail(f" must be finite, got {shown(value)}")
     return number
 
 
@@ -240,7 +251,7 @@ def parse_budget(value: Any) -> float:
     """The L-inf budget eps: a fraction in (0, 1]."""
     eps = parse_fraction(value)
     if not 0.0 < eps <= 1.0:
-        raise fail(f" is the L-inf budget in [0, 1] pixel units and must lie in (0, 1]; got {value!r}")
+        raise fail(f" is the L-inf budget in [0, 1] pixel units and must lie in (0, 1]; got {shown(value)}")
     return eps
 
 
@@ -249,7 +260,7 @@ def _positive_step(value: Any) -> float | None:
         return None
     step = parse_fraction(value)
     if step <= 0:
-        raise fail(f" must be positive, got {value!r}")
+        raise fail(f" must be positive, got {shown(value)}")
     return step
 
 
@@ -264,9 +275,9 @@ def _integer(low: int, high: int | None = None, allow_none: bool = False) -> Cal
         if value is None and allow_none:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise fail(f" must be {what}, got {value!r}")
+            raise fail(f" must be {what}, got {shown(value)}")
         if high is not None and value > high:
-            raise fail(f" must be {what}, got {value!r}")
+            raise fail(f" must be {what}, got {shown(value)}")
         return value
 
     return check
@@ -274,7 +285,7 @@ def _integer(low: int, high: int | None = None, allow_none: bool = False) -> Cal
 
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise fail(f" must be true or false, got {value!r}")
+        raise fail(f" must be true or false, got {shown(value)}")
     return value
 
 
@@ -283,7 +294,7 @@ def _string(allow_none: bool = False, allow_empty: bool = False) -> Callable[[An
         if value is None and allow_none:
             return None
         if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            raise fail(f" must be a {'' if allow_empty else 'non-empty '}string, got {value!r}")
+            raise fail(f" must be a {'' if allow_empty else 'non-empty '}string, got {shown(value)}")
         return value
 
     return check
@@ -297,7 +308,7 @@ def one_of(choices: Iterable[str], allow_none: bool = False) -> BeforeValidator:
         if value is None and allow_none:
             return None
         if value not in options:
-            raise fail(f" must be one of {', '.join(options)}; got {value!r}")
+            raise fail(f" must be one of {', '.join(options)}; got {shown(value)}")
         return value
 
     return BeforeValidator(check)
@@ -306,7 +317,7 @@ def one_of(choices: Iterable[str], allow_none: bool = False) -> BeforeValidator:
 def check_device(value: Any, key: str = "device") -> str:
     """A device string: auto | cpu | cuda | cuda:N | mps; otherwise a ConfigError naming `key`."""
     if not isinstance(value, str) or not _DEVICE_PATTERN.match(value):
-        raise ConfigError(f"{key} must be one of {DEVICE_CHOICES}; got {value!r}")
+        raise ConfigError(f"{key} must be one of {DEVICE_CHOICES}; got {shown(value)}")
     return value
 
 
@@ -314,7 +325,7 @@ def _device(value: Any) -> str:
     try:
         return check_device(value)
     except ConfigError:
-        raise fail(f" must be one of {DEVICE_CHOICES}; got {value!r}") from None
+        raise fail(f" must be one of {DEVICE_CHOICES}; got {shown(value)}") from None
 
 
 def sequence_of(
@@ -332,7 +343,7 @@ def sequence_of(
         if strings:
             for index, item in enumerate(value):
                 if not isinstance(item, str):
-                    raise fail(f"[{index}] must be a string, got {item!r}")
+                    raise fail(f"[{index}] must be a string, got {shown(item)}")
         return value
 
     return BeforeValidator(check)
@@ -342,7 +353,7 @@ def _channel_stats(value: Any) -> tuple[float, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list | tuple) or not value:
-        raise fail(f" must be a list of per-channel numbers like [0.485, 0.456, 0.406], got {value!r}")
+        raise fail(f" must be a list of per-channel numbers like [0.485, 0.456, 0.406], got {shown(value)}")
     return tuple(within(f"[{index}]", parse_fraction, item) for index, item in enumerate(value))
 
 
