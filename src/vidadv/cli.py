@@ -88,6 +88,16 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
     )
 
 
+def _device(value: str) -> str:
+    """`--device`: checked (and refused with the same message) as a config's `device` key."""
+    from vidadv.experiments.schema import check_device  # lazy: torch and pydantic only when used
+
+    try:
+        return check_device(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidadv",
@@ -132,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", action="store_true", help="also evaluate after rounding to uint8")
     p.add_argument("--h264", action="store_true", help="also evaluate after an H.264 encode/decode")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=_device)
     p.add_argument("--gallery", type=int, default=3, help="attacks shown as clean/adversarial GIFs")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -143,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="float", help="float | uint8 | h264 (evaluation variant)")
     p.add_argument("--whitebox", default=None, help="only this white-box model")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=_device)
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("ablation", help="TT ablation tables and plots (Table 2, Figure 4) of an attacked run")
@@ -151,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: RUN/eval/ablation)")
     p.add_argument("--variant", default="float", help="float | uint8 | h264 (evaluation variant)")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=_device)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_ablation)
     return parser

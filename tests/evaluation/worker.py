@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import sys
 
-from tests.evaluation.fakes import FACTORIES, load_fake_config
+from tests.evaluation.fakes import FAKES, load_fake_config
 from vidadv.experiments import run_attack
 
 
 def main(argv: list[str]) -> int:
     config = load_fake_config(argv[0])
     return run_attack(
-        config, force="--force" in argv, resume="--no-resume" not in argv, progress=False, **FACTORIES
+        config, force="--force" in argv, resume="--no-resume" not in argv, progress=False, factories=FAKES
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from vidadv.data.synthetic import CLASS_NAMES
 from vidadv.evaluation.outcomes import BLACKBOX_AVERAGE, Outcomes, asr_matrix, paired_differences
 from vidadv.evaluation.report import (
     HtmlTable,
@@ -34,6 +35,9 @@ from vidadv.evaluation.report import (
     gallery_item,
     plot_asr_bars,
 )
+from vidadv.experiments import run_attack, run_select
+from vidadv.experiments.predictions import FLOAT, collect_predictions, load_run, run_outcomes
+from vidadv.experiments.runtime import DEFAULT_FACTORIES, check_item, slug, versions
 from vidadv.utils.io import atomic_write_text, load_tensors
 
 ZOO_MODELS = ("nl-s", "nl-l", "slowfast-s", "slowfast-l", "tpn-s", "tpn-l")
@@ -78,8 +82,6 @@ def demo_config(
     per_class = clips_per_class if clips_per_class is not None else (1 if quick else 2)
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
         raise ValueError(f"clips_per_class must be a positive integer, got {clips_per_class!r}")
-    from vidadv.data.synthetic import CLASS_NAMES
-
     num_classes = len(CLASS_NAMES)
     attacks = [a for a in DEMO_ATTACKS if not quick or a[0] in QUICK_ATTACKS]
     whiteboxes = list(whitebox) if whitebox is not None else (["nl-l"] if quick else list(WHITEBOX_MODELS))
@@ -164,30 +166,31 @@ def run_demo(
     *,
     whitebox: Sequence[str] | None = None,
     progress: bool = True,
+    factories: Any = None,
 ) -> int:
-    """Run the demo; returns an exit code. See the module docstring."""
-    from vidadv.experiments import run_attack, run_select
-    from vidadv.experiments.config import config_from_dict
-    from vidadv.experiments.predictions import FLOAT, collect_predictions, load_run, run_outcomes
-    from vidadv.experiments.runtime import default_dataset_factory, versions
+    """Run the demo; returns an exit code. See the module docstring.
 
+    factories: a `vidadv.experiments.runtime.Factories` (default: the real zoo, dataset and attacks).
+    """
+    factories = factories or DEFAULT_FACTORIES
     started = time.perf_counter()
-    _check_zoo()
+    if factories.real_models:
+        _check_zoo()
     out = Path(out_dir)
     raw = demo_config(out, quick=quick, clips_per_class=clips_per_class, seed=seed, whitebox=whitebox)
-    config = config_from_dict(raw, source="vidadv demo")
+    config = factories.load_config(raw, source="vidadv demo")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "demo_config.yaml", yaml.safe_dump(raw, sort_keys=False))
     print(f"vidadv demo: results in {out}/ (rerun the same command to resume)")
-    code = run_select(config, progress=progress)
+    code = run_select(config, factories=factories, progress=progress)
     if code:
         return code
-    code = run_attack(config, progress=progress)
+    code = run_attack(config, factories=factories, progress=progress)
     if code:
         return code
 
-    run = load_run(out)
-    predictions, missing = collect_predictions(run, [FLOAT], progress=progress)
+    run = load_run(out, check_model_names=factories.real_models)
+    predictions, missing = collect_predictions(run, [FLOAT], factories=factories, progress=progress)
     if missing:
         raise RuntimeError(f"{len(missing)} adversarial clips are missing after the attack run")
     outcomes = run_outcomes(run, predictions[FLOAT])
@@ -220,7 +223,7 @@ def run_demo(
     )
     print(f"\n{denominator}")
 
-    gallery = _gallery(run, out, default_dataset_factory)
+    gallery = _gallery(run, out, factories)
     elapsed = time.perf_counter() - started
     results = {
         "config": raw,
@@ -285,11 +288,9 @@ def _summary_text(config: Any, n_clips: int) -> str:
     )
 
 
-def _gallery(run: Any, out: Path, dataset_factory: Any, count: int = 3) -> list[Any]:
+def _gallery(run: Any, out: Path, factories: Any, count: int = 3) -> list[Any]:
     """Clean / adversarial / amplified-perturbation GIFs for a few clips (TT(10) or the last attack)."""
-    from vidadv.experiments.runtime import check_item, slug
-
-    dataset = dataset_factory(dict(run.config.dataset))
+    dataset = factories.build_dataset(dict(run.config.dataset))
     names = [a.name for a in run.config.attacks]
     attack = "TT(10)" if "TT(10)" in names else names[-1]
     whitebox = run.config.whitebox[0]

@@ -48,10 +48,9 @@ from vidadv.experiments.predictions import (
     variant_names,
 )
 from vidadv.experiments.runtime import (
-    DatasetFactory,
-    ModelFactory,
+    DEFAULT_FACTORIES,
+    Factories,
     check_item,
-    default_dataset_factory,
     slug,
     versions,
 )
@@ -141,14 +140,12 @@ def _variant_stem(variant: str) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def _gallery(
-    run: LoadedRun, dataset_factory: DatasetFactory | None, out_dir: Path, count: int
-) -> tuple[list[Any], str]:
+def _gallery(run: LoadedRun, factories: Factories, out_dir: Path, count: int) -> tuple[list[Any], str]:
     """A few clean / adversarial / perturbation GIFs (needs the dataset for the clean clips)."""
     if count <= 0:
         return [], ""
     try:
-        dataset = (dataset_factory or default_dataset_factory)(dict(run.config.dataset))
+        dataset = factories.build_dataset(dict(run.config.dataset))
     except Exception as err:  # the dataset may not be reachable where the evaluation runs
         return [], f"gallery skipped: cannot open the dataset ({type(err).__name__}: {err})"
     items = []
@@ -191,8 +188,7 @@ def run_evaluate(
     device: str | None = None,
     *,
     gallery: int = 3,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     transforms: Mapping[str, Transform] | None = None,
     progress: bool = True,
 ) -> int:
@@ -203,13 +199,13 @@ def run_evaluate(
     `vidadv.evaluation.outcomes`). Returns 0, or 1 when adversarial clips of the run are missing (the
     tables then cover those present).
     """
-    run = load_run(run_dir, check_model_names=model_factory is None)
+    run = load_run(run_dir, check_model_names=factories.real_models)
     config, layout = run.config, run.layout
     variants = variant_names(quantize, h264, config.h264_crf)
     predictions, missing = collect_predictions(
         run,
         variants,
-        model_factory=model_factory,
+        factories=factories,
         transforms=transforms,
         batch_size=batch_size,
         device=device,
@@ -321,7 +317,7 @@ def run_evaluate(
     header = ["whitebox", "attack", "clip_id", "model", "label", "pred", "fooled", "variant"]
     report.csv("outcomes.csv", header, outcome_lines)
     report.json("results.json", results)
-    items, note = _gallery(run, dataset_factory, report.folder, gallery)
+    items, note = _gallery(run, factories, report.folder, gallery)
     if items or note:
         report.section(Section("Gallery", text=note, gallery=items))
     html = report.html(f"vidadv evaluation: {config.name or layout.root.name}")
@@ -386,7 +382,7 @@ def run_compare(
     whitebox: str | None = None,
     batch_size: int | None = None,
     device: str | None = None,
-    model_factory: ModelFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     transforms: Mapping[str, Transform] | None = None,
     progress: bool = True,
 ) -> int:
@@ -394,7 +390,7 @@ def run_compare(
 
     Uses (and fills) the evaluation cache, so after `vidadv evaluate` it runs no model.
     """
-    run = load_run(run_dir, check_model_names=model_factory is None)
+    run = load_run(run_dir, check_model_names=factories.real_models)
     config = run.config
     for name in (attack_a, attack_b):
         config.attack(name)  # clear error listing the attacks of the run
@@ -413,7 +409,7 @@ def run_compare(
         [resolved],
         attacks=[attack_a, attack_b],
         whiteboxes=whiteboxes,
-        model_factory=model_factory,
+        factories=factories,
         transforms=transforms,
         batch_size=batch_size,
         device=device,

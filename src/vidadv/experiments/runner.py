@@ -37,22 +37,17 @@ from tqdm.auto import tqdm
 from vidadv.experiments.config import AttackSpec, ConfigError, ExperimentConfig, resolve_device
 from vidadv.experiments.runtime import (
     ADV_FORMAT,
+    DEFAULT_FACTORIES,
     RUN_FORMAT,
-    AttackFactory,
-    DatasetFactory,
-    ModelFactory,
+    Factories,
     RunLayout,
     SelectedClip,
     batched,
     check_item,
     clip_seed,
-    default_attack_factory,
-    default_dataset_factory,
     determinism,
     format_table,
-    load_config_for,
     load_selection,
-    prepare_model,
     read_run_config,
     selected_clips,
     versions,
@@ -201,16 +196,15 @@ def _build_attack(
     config: ExperimentConfig,
     attack: AttackSpec,
     model: nn.Module,
-    attack_factory: AttackFactory | None,
+    factories: Factories,
     seed: int,
     whitebox: str | None = None,
 ) -> Any:
     """Build one attack; a rejected spec/option becomes a ConfigError naming the attack."""
     options = config.attack_options(attack)
     options["seed"] = seed
-    factory = attack_factory or default_attack_factory
     try:
-        return factory(attack.spec, model, **options)
+        return factories.build_attack(attack.spec, model, **options)
     except (TypeError, ValueError) as err:
         on_model = f" on white-box model {whitebox!r}" if whitebox else ""
         raise ConfigError(
@@ -288,16 +282,14 @@ def _run_jobs(
     clips: list[SelectedClip],
     jobs: list[tuple[str, int, list[str]]],
     resume: bool,
-    model_factory: ModelFactory | None,
-    dataset_factory: DatasetFactory | None,
-    attack_factory: AttackFactory | None,
+    factories: Factories,
     progress: bool,
 ) -> int:
     """Attack this rank's jobs; returns the number of files written."""
     device = resolve_device(config.device, ctx.local_rank if ctx.is_distributed else None)
     dtype, save_dtype = config.torch_dtype, config.torch_save_dtype
     batches = batched(clips, config.batch_size)
-    dataset = (dataset_factory or default_dataset_factory)(dict(config.dataset)) if jobs else None
+    dataset = factories.build_dataset(dict(config.dataset)) if jobs else None
     total = sum(len(batches[number]) * len(todo) for _, number, todo in jobs)
     bar = tqdm(total=total, desc="attack", unit="clip", disable=not (progress and ctx.is_main), smoothing=0.1)
     model: nn.Module | None = None
@@ -308,13 +300,13 @@ def _run_jobs(
     for whitebox, number, todo in jobs:
         if whitebox != model_label:
             model, attackers = None, {}  # free the previous white-box model before loading the next
-            model = prepare_model(model_factory, config.model(whitebox), device, dtype)
+            model = factories.prepare_model(config.model(whitebox), device, dtype)
             model_label = whitebox
             # every attack built once per white-box model (each batch calls it with its own seed); building
             # them all now fails early, not hours later, if one cannot be built
             for attack in config.attacks:
                 attackers[attack.name] = _build_attack(
-                    config, attack, model, attack_factory, config.seed, whitebox
+                    config, attack, model, factories, config.seed, whitebox
                 )
                 settings[attack.name] = attack_settings(config, attack, attackers[attack.name])
         assert model is not None
@@ -483,17 +475,16 @@ def run_attack(
     force: bool = False,
     resume: bool = True,
     *,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
-    attack_factory: AttackFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     progress: bool = True,
 ) -> int:
     """`vidadv attack CONFIG`: attack every selected clip; returns 0 when the run is complete.
 
     force: resume into a folder made with a different config. resume=False recomputes (and
     overwrites) every file. Under torchrun (WORLD_SIZE > 1) the work is sharded over the processes.
+    factories: where models, the dataset and the attacks come from (tests inject stand-ins).
     """
-    config = load_config_for(config, model_factory, attack_factory, dataset_factory)
+    config = factories.load_config(config)
     layout = RunLayout.of(config.output_dir)
     previous = check_resume(config, layout, force)
     ctx = init_distributed(config.device)
@@ -505,9 +496,7 @@ def run_attack(
                 layout,
                 previous,
                 resume,
-                model_factory,
-                dataset_factory,
-                attack_factory,
+                factories,
                 progress,
             )
     finally:
@@ -526,9 +515,7 @@ def _attack_all_ranks(
     layout: RunLayout,
     previous: dict[str, Any] | None,
     resume: bool,
-    model_factory: ModelFactory | None,
-    dataset_factory: DatasetFactory | None,
-    attack_factory: AttackFactory | None,
+    factories: Factories,
     progress: bool,
 ) -> tuple[list[SelectedClip], dict[str, Any] | None, int]:
     """The body of run_attack on every rank: selection, work list, sharded attacks, rank-0 summary."""
@@ -538,9 +525,7 @@ def _attack_all_ranks(
                 f"no clip selection in {layout.root}: run `vidadv select {config.source or 'CONFIG'}` first "
                 "(or set selection: auto)"
             )
-        compute_selection(
-            config, ctx, model_factory=model_factory, dataset_factory=dataset_factory, progress=progress
-        )
+        compute_selection(config, ctx, factories=factories, progress=progress)
         barrier(ctx)
     selection = load_selection(layout)
     if selection.get("selection_hash") != config.selection_hash():
@@ -566,9 +551,7 @@ def _attack_all_ranks(
         clips,
         shard(jobs, ctx),
         resume,
-        model_factory,
-        dataset_factory,
-        attack_factory,
+        factories,
         progress,
     )
     total_written = sum(all_gather_objects(ctx, written))
