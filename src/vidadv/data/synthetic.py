@@ -179,7 +179,12 @@ def _resolve_lengths(size: object, frames: object, sequence_length: object) -> t
 
 
 def _check_labels(labels: Tensor | Sequence[int]) -> Tensor:
-    labels = torch.as_tensor(labels)
+    if isinstance(labels, str | bytes):
+        raise TypeError(f"labels must be a 1-D integer tensor or sequence, got the string {labels!r}")
+    try:
+        labels = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"labels must be a 1-D integer tensor or sequence, got {labels!r}") from None
     if labels.ndim != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise TypeError(
             f"labels must be a 1-D integer tensor or sequence, got {labels.dtype} {tuple(labels.shape)}"

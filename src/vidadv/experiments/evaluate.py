@@ -36,6 +36,7 @@ from vidadv.evaluation.report import (
     write_html_report,
 )
 from vidadv.experiments.config import ExperimentConfig, config_from_dict, resolve_device
+from vidadv.experiments.runfiles import ClipVerifier
 from vidadv.experiments.runtime import (
     DatasetFactory,
     ModelFactory,
@@ -183,10 +184,13 @@ def collect_predictions(
     batch_size: int | None = None,
     device: str | None = None,
     progress: bool = True,
+    dataset_factory: DatasetFactory | None = None,
 ) -> tuple[dict[str, dict[ItemKey, dict[str, int]]], list[ItemKey]]:
     """Predictions of every model on every adversarial clip, per variant; plus the missing clips.
 
     Returns ({variant: {(white-box, attack, clip id): {model label: predicted class}}}, missing items).
+    Every clip file is verified before it is scored (`vidadv.experiments.runfiles.ClipVerifier`; the
+    clean clips for its budget check come from `dataset_factory`).
     """
     config, layout = run.config, run.layout
     dtype = config.torch_dtype
@@ -209,6 +213,8 @@ def collect_predictions(
                     files.append((clip, path))
                 else:
                     missing.append((whitebox, attack, clip.clip_id))
+    verifier = ClipVerifier(config, dataset_factory)
+    verifier.check_budgets(present)  # headers only: cached predictions of another budget's files are refused
 
     # What is left to compute, per variant and (white-box, attack) cache file.
     plan: list[tuple[str, str, str, dict[str, Any], list[tuple[SelectedClip, Path]]]] = []
@@ -238,12 +244,7 @@ def collect_predictions(
         cache_file = _cache_path(layout, variant, whitebox, attack)
         bar.set_postfix_str(f"{variant} {whitebox} / {attack}", refresh=False)
         for batch in batched(todo, size):
-            clips = []
-            for _clip, path in batch:
-                tensors = load_tensors(path)
-                if "adv" not in tensors:
-                    raise ValueError(f"{str(path)!r} has no 'adv' tensor")
-                clips.append(tensors["adv"].float())
+            clips = [verifier.load(path, attack, clip) for clip, path in batch]  # checksum, budget, range
             stacked = torch.stack(clips)
             if transform is not None:
                 stacked = torch.stack([transform(clip) for clip in stacked])
@@ -460,6 +461,7 @@ def run_evaluate(
         batch_size=batch_size,
         device=device,
         progress=progress,
+        dataset_factory=dataset_factory,
     )
     out = layout.eval_dir
     paper = _paper_by_attack(config)

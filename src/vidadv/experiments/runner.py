@@ -5,7 +5,8 @@ Output (in the config's output folder):
   adv/<whitebox>/<attack>/<clip>.safetensors
       tensor "adv" (C, T, H, W) in `save_dtype`, and header metadata "record": JSON with the clip id,
       label, the white-box model's clean and adversarial prediction and loss, the L-inf norm of the
-      saved perturbation, the attack seed and the wall time per clip
+      saved perturbation, the attack seed and the wall time per clip; "budget" (eps, norm) and a
+      "sha256" checksum (see `vidadv.experiments.runfiles`)
   attack_records.csv, attack_summary.json   written by rank 0 once every process is done
 
 Every file is written atomically, so `kill -9` loses at most the clips in flight; rerunning the same
@@ -30,7 +31,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from vidadv.attacks.core import NonFiniteGradientError
 from vidadv.experiments.config import AttackSpec, ConfigError, ExperimentConfig, resolve_device
+from vidadv.experiments.runfiles import (
+    Budget,
+    adversarial_metadata,
+    attack_budget,
+    budget_tolerance,
+    dtype_resolution,
+    is_current,
+)
 from vidadv.experiments.runtime import (
     ADV_FORMAT,
     RUN_FORMAT,
@@ -84,11 +94,6 @@ RECORD_FIELDS = (
     "time_s",
     "seed",
 )
-
-
-def dtype_resolution(dtype: torch.dtype) -> float:
-    """Rounding error of `dtype` for values up to 1 (used as tolerance of the budget check)."""
-    return float(torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
 
 
 def read_record(path: Any) -> dict[str, Any]:
@@ -167,12 +172,20 @@ def _work_list(
             todo = [
                 attack.name
                 for attack in config.attacks
-                if not resume
-                or any(not layout.adv_path(whitebox, attack.name, c.clip_id).exists() for c in batch)
+                if not resume or any(not _is_done(config, layout, whitebox, attack, c) for c in batch)
             ]
             if todo:
                 jobs.append((whitebox, number, todo))
     return jobs
+
+
+def _is_done(
+    config: ExperimentConfig, layout: RunLayout, whitebox: str, attack: AttackSpec, clip: SelectedClip
+) -> bool:
+    """A finished file of this (white-box, attack, clip) made with the attack's current budget (a file of
+    another budget, e.g. left by `--force` after eps changed, is redone)."""
+    path = layout.adv_path(whitebox, attack.name, clip.clip_id)
+    return path.exists() and is_current(path, attack_budget(config, attack), config.config_hash())
 
 
 def _load_batch(dataset: Any, batch: list[SelectedClip]) -> torch.Tensor:
@@ -289,18 +302,29 @@ def _run_jobs(
         for attack_name in todo:
             attack = config.attack(attack_name)
             paths = [layout.adv_path(whitebox, attack.name, c.clip_id) for c in batch]
-            if resume and all(path.exists() for path in paths):
+            done = [resume and _is_done(config, layout, whitebox, attack, c) for c in batch]
+            if all(done):
                 bar.update(len(batch))
                 continue
             bar.set_postfix_str(f"{whitebox} / {attack.name}", refresh=False)
-            adversarial, elapsed, evaluations = _attack_batch(
-                config, attack, model, attack_factory, clean, labels, seed
-            )
+            try:
+                adversarial, elapsed, evaluations = _attack_batch(
+                    config, attack, model, attack_factory, clean, labels, seed
+                )
+            except NonFiniteGradientError as err:
+                named = ", ".join(f"{batch[i].clip_id!r} (dataset index {batch[i].index})" for i in err.clips)
+                raise ValueError(
+                    f"attack {attack.name!r} on white-box model {whitebox!r}, clip {named}: {err}"
+                ) from err
             saved = adversarial.to(save_dtype)
+            budget = attack_budget(config, attack)
+            _check_adversarial(
+                saved, clean_cpu, budget, budget_tolerance(config), batch, attack.name, whitebox
+            )
             adv_preds, adv_losses = _predict_with_loss(model, saved.float(), labels, device, dtype)
             linf = (saved.float() - clean_cpu.float()).abs().flatten(1).amax(dim=1).tolist()
             for row, (clip_info, path) in enumerate(zip(batch, paths, strict=True)):
-                if resume and path.exists():
+                if done[row]:
                     continue
                 record = {
                     "whitebox": whitebox,
@@ -321,12 +345,37 @@ def _run_jobs(
                     "gradient_evaluations_per_step": evaluations,
                     "config_hash": config.config_hash(),
                 }
-                metadata = {"format": ADV_FORMAT, "record": json.dumps(record)}
-                atomic_save_tensors(path, {"adv": saved[row]}, metadata)
+                atomic_save_tensors(
+                    path, {"adv": saved[row]}, adversarial_metadata(saved[row], record, budget)
+                )
                 written += 1
             bar.update(len(batch))
     bar.close()
     return written
+
+
+def _check_adversarial(
+    saved: torch.Tensor,
+    clean: torch.Tensor,
+    budget: Budget,
+    tolerance: float,
+    batch: list[SelectedClip],
+    attack: str,
+    whitebox: str,
+) -> None:
+    """Refuse to write an adversarial clip that is non-finite, leaves [0, 1] or exceeds its budget."""
+    for row, clip_info in enumerate(batch):
+        adv = saved[row].float()
+        where = f"attack {attack!r} on white-box model {whitebox!r} returned for clip {clip_info.clip_id!r}"
+        if not bool(torch.isfinite(adv).all()):
+            raise ValueError(f"{where} a clip with NaN/Inf values")
+        if float(adv.min()) < 0 or float(adv.max()) > 1:
+            raise ValueError(
+                f"{where} values in [{float(adv.min())!r}, {float(adv.max())!r}], outside [0, 1]"
+            )
+        distance = budget.distance(adv - clean[row].float())
+        if not distance <= budget.eps + tolerance:
+            raise ValueError(f"{where} a perturbation of size {distance:.6g}, over its budget {budget}")
 
 
 def _finite(value: float) -> float | None:
