@@ -36,7 +36,7 @@ from vidadv.evaluation.report import (
     write_html_report,
 )
 from vidadv.experiments.config import ExperimentConfig, config_from_dict, resolve_device
-from vidadv.experiments.runfiles import ClipVerifier
+from vidadv.experiments.runfiles import ClipVerifier, holds_eval_lock
 from vidadv.experiments.runtime import (
     DatasetFactory,
     ModelFactory,
@@ -433,6 +433,7 @@ def _gallery(
     return items, ""
 
 
+@holds_eval_lock
 def run_evaluate(
     run_dir: str | os.PathLike[str],
     quantize: bool = False,
@@ -695,6 +696,7 @@ def compare_attacks(
     return rows
 
 
+@holds_eval_lock
 def run_compare(
     run_dir: str | os.PathLike[str],
     attack_a: str,

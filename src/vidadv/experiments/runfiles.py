@@ -17,9 +17,11 @@ are still checked, their bytes cannot be.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,8 +31,14 @@ from typing import Any
 import torch
 
 from vidadv.experiments.config import AttackSpec, ExperimentConfig
-from vidadv.experiments.runtime import ADV_FORMAT, SelectedClip, check_item, default_dataset_factory
-from vidadv.utils.io import load_tensor_metadata, load_tensors
+from vidadv.experiments.runtime import (
+    ADV_FORMAT,
+    RunLayout,
+    SelectedClip,
+    check_item,
+    default_dataset_factory,
+)
+from vidadv.utils.io import exclusive_lock, load_tensor_metadata, load_tensors
 
 CHECKSUM_KEY = "sha256"
 BUDGET_KEY = "budget"
@@ -211,6 +219,21 @@ def load_verified_clip(
             f"{budget} (+ tolerance {tolerance:.2g}); delete it and rerun `vidadv attack`"
         )
     return adv
+
+
+def holds_eval_lock(function: Callable[..., int]) -> Callable[..., int]:
+    """Run `function(run_dir, ...)` holding the exclusive lock of `run_dir/eval` (two evaluations of one run
+    would overwrite each other's prediction caches); a second process is refused naming the holder's pid."""
+
+    @functools.wraps(function)
+    def locked(run_dir: str | os.PathLike[str], *args: Any, **kwargs: Any) -> int:
+        layout = RunLayout.of(run_dir)
+        if not layout.run_config.is_file():
+            return function(run_dir, *args, **kwargs)  # not a run: let it say so
+        with exclusive_lock(layout.eval_dir, f"vidadv {function.__name__}"):
+            return function(run_dir, *args, **kwargs)
+
+    return locked
 
 
 class ClipVerifier:

@@ -17,6 +17,7 @@ the number of processes, so a sharded run (torchrun) writes the same tensors as 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import io
@@ -74,10 +75,11 @@ from vidadv.utils.distributed import (
 )
 from vidadv.utils.io import (
     atomic_save_tensors,
-    atomic_write_json,
-    atomic_write_text,
+    exclusive_lock,
     load_tensor_metadata,
     remove_stale_temporaries,
+    update_json,
+    update_text,
 )
 
 RECORD_FIELDS = (
@@ -148,8 +150,14 @@ def _write_run_record(config: ExperimentConfig, layout: RunLayout, previous: dic
         "config": config.to_dict(),
         "hashed_fields": config.hashed_fields(),
     }
-    atomic_write_json(layout.run_config, record)
-    atomic_write_text(layout.config_hash_file, config.config_hash() + "\n")
+    if previous is not None and _without_time(previous) == _without_time(json.loads(json.dumps(record))):
+        record = previous  # nothing changed: leave the file alone (a finished run may be read-only)
+    update_json(layout.run_config, record)
+    update_text(layout.config_hash_file, config.config_hash() + "\n")
+
+
+def _without_time(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if key != "updated"}
 
 
 def _now() -> str:
@@ -439,8 +447,8 @@ def summarize_attack_run(
     )
     writer.writeheader()
     writer.writerows(records)
-    atomic_write_text(layout.records_csv, buffer.getvalue())
-    atomic_write_json(layout.attack_summary, summary)
+    update_text(layout.records_csv, buffer.getvalue())
+    update_json(layout.attack_summary, summary)
     return summary
 
 
@@ -493,8 +501,9 @@ def run_attack(
     layout = RunLayout.of(config.output_dir)
     previous = check_resume(config, layout, force)
     ctx = init_distributed(config.device)
+    lock = exclusive_lock(layout.root, "vidadv attack") if ctx.is_main else contextlib.nullcontext()
     try:
-        with determinism(config.deterministic):
+        with lock, determinism(config.deterministic):
             clips, summary, written = _attack_all_ranks(
                 config,
                 ctx,
