@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -187,29 +187,35 @@ def _os_error_text(exc: OSError) -> str:
     return f"{exc.strerror}: {paths}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command; bad input (exit 2) and OS errors (exit 1) are one line on stderr, unless --debug
-    (or VIDADV_DEBUG=1) asks for the traceback."""
-    args = build_parser().parse_args(argv)
-    debug = bool(getattr(args, "debug", False) or os.environ.get("VIDADV_DEBUG"))
+def report_errors(command: str, call: Callable[[], int | None], debug: bool = False) -> int:
+    """`call()`'s exit code; bad input (ValueError/ConfigError, TypeError, a missing file: exit 2) and OS
+    errors (permission, disk full, file too large, a folder locked by another process: exit 1) become one
+    line on stderr naming the path and the cause, unless `debug` (--debug, VIDADV_DEBUG=1) re-raises."""
+    debug = debug or bool(os.environ.get("VIDADV_DEBUG"))
     try:
-        return int(args.func(args) or 0)
+        return int(call() or 0)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         if debug:
             raise
-        print(f"vidadv {args.command}: error: {exc}", file=sys.stderr)
+        print(f"vidadv {command}: error: {exc}", file=sys.stderr)
         print("(rerun with --debug for the full traceback)", file=sys.stderr)
         return 2
     except (OSError, RuntimeError) as exc:
         if debug:
             raise
-        text = _os_error_text(exc) if isinstance(exc, OSError) else str(exc).strip().splitlines()[0]
-        print(f"vidadv {args.command}: error: {text}", file=sys.stderr)
+        text = _os_error_text(exc) if isinstance(exc, OSError) else (str(exc).strip() or type(exc).__name__)
+        print(f"vidadv {command}: error: {text.splitlines()[0]}", file=sys.stderr)
         print("(rerun with --debug for the full traceback)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command line (see `report_errors` for the exit codes)."""
+    args = build_parser().parse_args(argv)
+    return report_errors(args.command, lambda: args.func(args), bool(getattr(args, "debug", False)))
 
 
 if __name__ == "__main__":
