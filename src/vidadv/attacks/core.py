@@ -224,7 +224,7 @@ def _first_bad_value(x: torch.Tensor, bad: torch.Tensor) -> str:
     where = bad.nonzero()[0].tolist()
     more = int(bad.sum()) - 1
     value = float(x[tuple(where)])
-    return f"clip {where[0]} (index in the batch) has {value!r} at (c, t, h, w) = {tuple(where[1:])}" + (
+    return f"clip {where[0]} (index in the batch) has {value:.8g} at (c, t, h, w) = {tuple(where[1:])}" + (
         f", and {more} more value(s) like it" if more else ""
     )
 

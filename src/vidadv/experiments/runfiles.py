@@ -149,14 +149,14 @@ def _check_values(path: Path, adv: torch.Tensor) -> None:
     if not bool(finite.all()):
         where = tuple((~finite).nonzero()[0].tolist())
         raise AdversarialFileError(
-            f"{str(path)!r}: {int((~finite).sum())} NaN/Inf value(s), the first {float(adv[where])!r} at "
+            f"{str(path)!r}: {int((~finite).sum())} NaN/Inf value(s), the first {float(adv[where]):.8g} at "
             f"(c, t, h, w) = {where}; the file is damaged: delete it and rerun `vidadv attack`"
         )
     outside = (adv < 0) | (adv > 1)
     if bool(outside.any()):
         where = tuple(outside.nonzero()[0].tolist())
         raise AdversarialFileError(
-            f"{str(path)!r}: value {float(adv[where])!r} at (c, t, h, w) = {where} is outside [0, 1] "
+            f"{str(path)!r}: value {float(adv[where]):.8g} at (c, t, h, w) = {where} is outside [0, 1] "
             f"({int(outside.sum())} such value(s)); the file is damaged: delete it and rerun `vidadv attack`"
         )
 

@@ -379,7 +379,7 @@ def _check_adversarial(
             raise ValueError(f"{where} a clip with NaN/Inf values")
         if float(adv.min()) < 0 or float(adv.max()) > 1:
             raise ValueError(
-                f"{where} values in [{float(adv.min())!r}, {float(adv.max())!r}], outside [0, 1]"
+                f"{where} values in [{float(adv.min()):.8g}, {float(adv.max()):.8g}], outside [0, 1]"
             )
         distance = budget.distance(adv - clean[row].float())
         if not distance <= budget.eps + tolerance:

@@ -271,7 +271,7 @@ def check_item(item: Any, index: int) -> tuple[torch.Tensor, int, str]:
         where = bad.nonzero()[0].tolist()
         count = int(bad.sum())
         raise ValueError(
-            f"dataset item {index} ({clip_id!r}): pixel value {float(clip[tuple(where)])!r} at "
+            f"dataset item {index} ({clip_id!r}): pixel value {float(clip[tuple(where)]):.8g} at "
             f"(c, t, h, w) = {tuple(where)} is outside [0, 1]"
             + (f" ({count - 1} more such value(s))" if count > 1 else "")
         )
