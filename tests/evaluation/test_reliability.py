@@ -20,7 +20,14 @@ from typing import Any
 import pytest
 import torch
 
-from tests.evaluation.fakes import FACTORIES, dataset_factory, load_fake_config, model_factory, write_config
+from tests.evaluation.fakes import (
+    FACTORIES,
+    FakeDataset,
+    dataset_factory,
+    load_fake_config,
+    model_factory,
+    write_config,
+)
 from vidadv.cli import main, report_errors
 from vidadv.experiments import run_attack, run_evaluate
 from vidadv.experiments.runfiles import (
@@ -446,3 +453,25 @@ def test_atomic_write_errors_name_the_destination(tmp_path: Path, monkeypatch: p
     with pytest.raises(OSError, match="File too large") as info:
         atomic_write_bytes(tmp_path / "x.bin", b"data")
     assert info.value.errno == errno.EFBIG and info.value.filename == str(tmp_path / "x.bin")
+
+
+# ------------------------------------------------------------------------------------------------
+# Dataset items
+# ------------------------------------------------------------------------------------------------
+
+
+def test_a_pixel_just_over_1_is_named_with_its_value_clip_id_and_place(tmp_path: Path) -> None:
+    class OverExposed(FakeDataset):
+        def clip(self, index: int) -> torch.Tensor:
+            clip = super().clip(index)
+            if index == 2:
+                clip[0, 1, 2, 3] = 1 + 1e-6
+            return clip
+
+    config = load_fake_config(write_config(tmp_path / "c.yaml", tmp_path / "out", **SMALL))
+    factories = {**FACTORIES, "dataset_factory": OverExposed}
+    message = (
+        r"dataset item 2 \('class2/clip 002\.mp4'\): pixel value 1\.000001 at \(c, t, h, w\) = \(0, 1, 2, 3\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        run_attack(config, progress=False, **factories)
