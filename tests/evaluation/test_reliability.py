@@ -37,6 +37,7 @@ from vidadv.experiments.runfiles import (
     file_checksum,
     load_verified_clip,
 )
+from vidadv.experiments.runtime import default_attack_factory
 from vidadv.utils.io import (
     TEMP_SUFFIX,
     FolderLockedError,
@@ -475,3 +476,31 @@ def test_a_pixel_just_over_1_is_named_with_its_value_clip_id_and_place(tmp_path:
     )
     with pytest.raises(ValueError, match=message):
         run_attack(config, progress=False, **factories)
+
+
+def test_a_nan_gradient_stops_the_run_naming_the_clip_id_and_step(tmp_path: Path) -> None:
+    class NanUnderGradient(torch.nn.Module):
+        """Fine for selection (no_grad), NaN logits whenever the attack takes a gradient."""
+
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            logits = self.inner(x)
+            return logits * float("nan") if torch.is_grad_enabled() else logits
+
+    def nan_models(spec: Any, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+        return NanUnderGradient(model_factory(spec, device, dtype))
+
+    overrides = {**SMALL, "attacks": [{"name": "BIM", "spec": "bim"}]}
+    config = load_fake_config(write_config(tmp_path / "c.yaml", tmp_path / "out", **overrides))
+    factories = {**FACTORIES, "model_factory": nan_models, "attack_factory": default_attack_factory}
+    message = (
+        r"attack 'BIM' on white-box model 'A', clip 'class\d/clip 00\d\.mp4' \(dataset index \d\), "
+        r"'class\d/clip 00\d\.mp4' .*non-finite loss or gradient for clip 0, 1 \(index in the batch\) "
+        r"at step 1 of 2"
+    )
+    with pytest.raises(ValueError, match=message):
+        run_attack(config, progress=False, **factories)
+    assert _adv_files(tmp_path / "out") == []
