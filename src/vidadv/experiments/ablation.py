@@ -44,6 +44,7 @@ from vidadv.attacks.temporal import SHIFT_STRATEGIES, WEIGHT_KINDS
 from vidadv.evaluation.report import csv_text, markdown_table
 from vidadv.experiments.config import ExperimentConfig
 from vidadv.experiments.evaluate import FLOAT, LoadedRun, collect_predictions, compare_attacks, load_run
+from vidadv.experiments.runfiles import holds_eval_lock
 from vidadv.experiments.runtime import ModelFactory, format_table, jsonable
 from vidadv.utils.io import atomic_write_bytes, atomic_write_text
 from vidadv.utils.stats import bootstrap_mean_ci
@@ -641,6 +642,7 @@ class _Report:
         return header, body
 
 
+@holds_eval_lock  # shares RUN/eval/cache with evaluate and compare
 def run_ablation_report(
     run_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,

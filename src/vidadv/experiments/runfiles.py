@@ -270,13 +270,22 @@ class ClipVerifier:
                 "against its recorded, checksummed distance instead of the clean clip",
             )
             return None
-        clean, label, clip_id = check_item(self._dataset[clip.index], clip.index)
-        if clip_id != clip.clip_id or label != clip.label:
-            raise ValueError(
+        try:
+            clean, label, clip_id = check_item(self._dataset[clip.index], clip.index)
+        except (OSError, ValueError, TypeError, RuntimeError, IndexError) as err:
+            problem = f"cannot load clean clip {clip.clip_id!r} ({type(err).__name__}: {err})"
+        else:
+            if clip_id == clip.clip_id and label == clip.label:
+                return clean
+            problem = (
                 f"dataset item {clip.index} is now ({clip_id!r}, label {label}) but the run's selection says "
-                f"({clip.clip_id!r}, label {clip.label}); the dataset changed since the attack"
+                f"({clip.clip_id!r}, label {clip.label}): the dataset changed since the attack"
             )
-        return clean
+        self._warn(
+            "clean",
+            f"{problem}; such files' budgets are checked against their recorded, checksummed distance",
+        )
+        return None
 
     def _legacy(self, path: Path) -> None:
         self._warn(
