@@ -504,3 +504,15 @@ def test_a_nan_gradient_stops_the_run_naming_the_clip_id_and_step(tmp_path: Path
     with pytest.raises(ValueError, match=message):
         run_attack(config, progress=False, **factories)
     assert _adv_files(tmp_path / "out") == []
+
+
+def test_a_clean_clip_that_cannot_be_loaded_falls_back_to_the_recorded_distance(
+    run_copy: Path, capsys
+) -> None:
+    class Gone(FakeDataset):
+        def __getitem__(self, index: int) -> Any:
+            raise FileNotFoundError(f"video file not found: /data/clip{index}.mp4")
+
+    assert _evaluate(run_copy, dataset_factory=Gone) == 0
+    err = capsys.readouterr().err
+    assert err.count("cannot load clean clip") == 1 and "recorded, checksummed distance" in err
