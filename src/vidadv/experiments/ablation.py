@@ -69,6 +69,7 @@ from vidadv.evaluation.outcomes import (
 from vidadv.evaluation.report import ReportWriter, csv_text, format_table, markdown_table
 from vidadv.experiments.config import ExperimentConfig
 from vidadv.experiments.predictions import FLOAT, LoadedRun, collect_predictions, load_run, run_outcomes
+from vidadv.experiments.runfiles import holds_eval_lock
 from vidadv.experiments.runner import recorded_attack_settings
 from vidadv.experiments.runtime import DEFAULT_FACTORIES, Factories
 
@@ -418,6 +419,7 @@ class _Report:
         return header, body
 
 
+@holds_eval_lock  # shares RUN/eval/cache with evaluate and compare
 def run_ablation_report(
     run_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,

@@ -47,6 +47,7 @@ from vidadv.experiments.predictions import (
     run_outcomes,
     variant_names,
 )
+from vidadv.experiments.runfiles import holds_eval_lock
 from vidadv.experiments.runtime import (
     DEFAULT_FACTORIES,
     Factories,
@@ -180,6 +181,7 @@ def _gallery(run: LoadedRun, factories: Factories, out_dir: Path, count: int) ->
     return items, ""
 
 
+@holds_eval_lock
 def run_evaluate(
     run_dir: str | os.PathLike[str],
     quantize: bool = False,
@@ -373,6 +375,7 @@ def compare_rows(
     )
 
 
+@holds_eval_lock
 def run_compare(
     run_dir: str | os.PathLike[str],
     attack_a: str,

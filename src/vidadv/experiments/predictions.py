@@ -30,6 +30,7 @@ from vidadv.evaluation.outcomes import (
     build_outcomes,
 )
 from vidadv.experiments.config import ExperimentConfig, config_from_dict, resolve_device
+from vidadv.experiments.runfiles import ClipVerifier
 from vidadv.experiments.runtime import (
     DEFAULT_FACTORIES,
     Factories,
@@ -44,7 +45,7 @@ from vidadv.experiments.runtime import (
 )
 from vidadv.experiments.select import DECODE_ERROR, MISCLASSIFIED, MISSING_FILE, OVER_QUOTA
 from vidadv.utils.distributed import distributed_env
-from vidadv.utils.io import atomic_write_json, load_tensors, read_json
+from vidadv.utils.io import atomic_write_json, read_json
 
 FLOAT = "float"
 UINT8 = "uint8"
@@ -221,6 +222,8 @@ def collect_predictions(
     """Predictions of every model on every adversarial clip, per variant; plus the missing clips.
 
     Returns ({variant: {(white-box, attack, clip id): {model label: predicted class}}}, missing items).
+    Every clip file is verified before it is scored (`vidadv.experiments.runfiles.ClipVerifier`; the
+    clean clips for its budget check come from `factories.build_dataset`).
     """
     config, layout = run.config, run.layout
     dtype = config.torch_dtype
@@ -243,6 +246,8 @@ def collect_predictions(
                     files.append((clip, path))
                 else:
                     missing.append((whitebox, attack, clip.clip_id))
+    verifier = ClipVerifier(config, factories.build_dataset)
+    verifier.check_budgets(present)  # headers only: cached predictions of another budget's files are refused
 
     # What is left to compute, per variant and (white-box, attack) cache file.
     plan: list[tuple[str, str, str, dict[str, Any], list[tuple[SelectedClip, Path]]]] = []
@@ -272,12 +277,7 @@ def collect_predictions(
         cache_file = _cache_path(layout, variant, whitebox, attack)
         bar.set_postfix_str(f"{variant} {whitebox} / {attack}", refresh=False)
         for batch in batched(todo, size):
-            clips = []
-            for _clip, path in batch:
-                tensors = load_tensors(path)
-                if "adv" not in tensors:
-                    raise ValueError(f"{str(path)!r} has no 'adv' tensor")
-                clips.append(tensors["adv"].float())
+            clips = [verifier.load(path, attack, clip) for clip, path in batch]  # checksum, budget, range
             stacked = torch.stack(clips)
             if transform is not None:
                 stacked = torch.stack([transform(clip) for clip in stacked])

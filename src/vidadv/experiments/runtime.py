@@ -284,6 +284,15 @@ def check_item(item: Any, index: int) -> tuple[torch.Tensor, int, str]:
         raise TypeError(f"dataset item {index}: label must be an int, got {label!r}")
     if not isinstance(clip_id, str) or not clip_id:
         raise TypeError(f"dataset item {index}: clip_id must be a non-empty str, got {clip_id!r}")
+    bad = ~torch.isfinite(clip) | (clip < 0) | (clip > 1)
+    if bool(bad.any()):
+        where = bad.nonzero()[0].tolist()
+        count = int(bad.sum())
+        raise ValueError(
+            f"dataset item {index} ({clip_id!r}): pixel value {float(clip[tuple(where)]):.8g} at "
+            f"(c, t, h, w) = {tuple(where)} is outside [0, 1]"
+            + (f" ({count - 1} more such value(s))" if count > 1 else "")
+        )
     return clip, int(label), clip_id
 
 

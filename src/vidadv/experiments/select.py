@@ -114,8 +114,8 @@ def _evaluate_shard(
         try:
             clip, label, clip_id = check_item(dataset[index], index)
         except (TypeError, ValueError, OSError, RuntimeError, KeyError, IndexError) as err:
-            if isinstance(err, TypeError) and str(err).startswith("dataset item"):
-                raise  # a dataset that returns malformed items is a bug, not a bad clip
+            if isinstance(err, TypeError | ValueError) and str(err).startswith("dataset item"):
+                raise  # malformed items or pixels outside [0, 1] are a dataset bug, not a bad clip
             clip_id_hint, label_hint = _describe_unloaded(dataset, index)
             results.append(
                 {
