@@ -39,3 +39,26 @@ def test_missing_config_is_a_clear_error(
 def test_evaluate_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "run_config.json" in capsys.readouterr().err
+
+
+def test_os_errors_are_one_line_with_exit_code_1_and_debug_shows_the_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "out"
+    blocker.write_text("a file, not a folder")
+    assert main(["demo", "--quick", "--out", str(blocker)]) == 1
+    err = capsys.readouterr().err
+    assert f"vidadv demo: error: File exists: {blocker}" in err and "Traceback" not in err
+    assert "--debug" in err
+    for argv in (["--debug", "demo", "--out", str(blocker)], ["demo", "--out", str(blocker), "--debug"]):
+        with pytest.raises(FileExistsError):
+            main(argv)
+
+
+def test_a_device_typo_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["evaluate", "run"], ["compare", "run", "A", "B"], ["ablation", "run"]):
+        with pytest.raises(SystemExit) as info:
+            main([*command, "--device", "banana"])
+        assert info.value.code == 2
+        assert "argument --device: device must be one of" in capsys.readouterr().err
+    assert build_parser().parse_args(["evaluate", "run", "--device", "cuda:1"]).device == "cuda:1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -88,11 +88,22 @@ def _cmd_ablation(args: argparse.Namespace) -> int:
     )
 
 
+def _device(value: str) -> str:
+    """`--device`: checked (and refused with the same message) as a config's `device` key."""
+    from vidadv.experiments.schema import check_device  # lazy: torch and pydantic only when used
+
+    try:
+        return check_device(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidadv",
         description="Transfer-based adversarial attacks on video models (Temporal Translation).",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="embedded benchmark: attack six small models, print ASR, write a report")
@@ -132,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", action="store_true", help="also evaluate after rounding to uint8")
     p.add_argument("--h264", action="store_true", help="also evaluate after an H.264 encode/decode")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=_device, help="cpu | cuda | cuda:N | mps | auto")
     p.add_argument("--gallery", type=int, default=3, help="attacks shown as clean/adversarial GIFs")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -143,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="float", help="float | uint8 | h264 (evaluation variant)")
     p.add_argument("--whitebox", default=None, help="only this white-box model")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=_device, help="cpu | cuda | cuda:N | mps | auto")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("ablation", help="TT ablation tables and plots (Table 2, Figure 4) of an attacked run")
@@ -151,25 +162,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: RUN/eval/ablation)")
     p.add_argument("--variant", default="float", help="float | uint8 | h264 (evaluation variant)")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=_device, help="cpu | cuda | cuda:N | mps | auto")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_ablation)
+    for (
+        command
+    ) in sub.choices.values():  # `vidadv attack c.yaml --debug` works as well as `vidadv --debug ...`
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _os_error_text(exc: OSError) -> str:
+    """'<cause>: <path>' for an OS error (e.g. 'Permission denied: /runs/x/run_config.json')."""
+    if exc.filename is None or not exc.strerror:
+        return str(exc)
+    paths = f"{exc.filename!s}" + (f" -> {exc.filename2!s}" if exc.filename2 is not None else "")
+    return f"{exc.strerror}: {paths}"
+
+
+def report_errors(command: str, call: Callable[[], int | None], debug: bool = False) -> int:
+    """`call()`'s exit code; bad input (ValueError/ConfigError, TypeError, a missing file: exit 2) and OS
+    errors (permission, disk full, file too large, a folder locked by another process: exit 1) become one
+    line on stderr naming the path and the cause, unless `debug` (--debug, VIDADV_DEBUG=1) re-raises."""
+    debug = debug or bool(os.environ.get("VIDADV_DEBUG"))
     try:
-        return int(args.func(args) or 0)
+        return int(call() or 0)
     except (ValueError, TypeError, FileNotFoundError) as exc:
-        if os.environ.get("VIDADV_DEBUG"):
+        if debug:
             raise
-        print(f"vidadv {args.command}: error: {exc}", file=sys.stderr)
-        print("(set VIDADV_DEBUG=1 for the full traceback)", file=sys.stderr)
+        print(f"vidadv {command}: error: {exc}", file=sys.stderr)
+        print("(rerun with --debug for the full traceback)", file=sys.stderr)
         return 2
+    except (OSError, RuntimeError) as exc:
+        if debug:
+            raise
+        text = _os_error_text(exc) if isinstance(exc, OSError) else (str(exc).strip() or type(exc).__name__)
+        print(f"vidadv {command}: error: {text.splitlines()[0]}", file=sys.stderr)
+        print("(rerun with --debug for the full traceback)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command line (see `report_errors` for the exit codes)."""
+    args = build_parser().parse_args(argv)
+    return report_errors(args.command, lambda: args.func(args), bool(getattr(args, "debug", False)))
 
 
 if __name__ == "__main__":

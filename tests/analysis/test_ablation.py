@@ -30,7 +30,7 @@ from vidadv.experiments.ablation import (
     tt_variants,
 )
 from vidadv.experiments.config import ModelSpec, config_from_dict, load_config
-from vidadv.experiments.runtime import RunLayout
+from vidadv.experiments.runtime import Factories, RunLayout
 from vidadv.models.common import ResidualBlock
 from vidadv.utils.io import load_tensors
 from vidadv.utils.stats import paired_bootstrap_diff
@@ -355,6 +355,10 @@ def long_dataset_factory(spec: dict[str, Any]) -> LongFakeDataset:
     return LongFakeDataset(spec)
 
 
+#: the temporal stand-in models and the long clips; vidadv's real attacks
+TEMPORAL = Factories(load_model=temporal_model_factory, build_dataset=long_dataset_factory)
+
+
 def _tt(name: str, **options: Any) -> dict[str, Any]:
     return {"name": name, "spec": "tt", "options": options}
 
@@ -393,18 +397,8 @@ def _run(
     path = root / "config.yaml"
     path.write_text(json.dumps(raw))
     config = load_fake_config(path)
-    assert (
-        run_select(
-            config, progress=False, model_factory=temporal_model_factory, dataset_factory=long_dataset_factory
-        )
-        == 0
-    )
-    assert (
-        run_attack(
-            config, progress=False, model_factory=temporal_model_factory, dataset_factory=long_dataset_factory
-        )
-        == 0
-    )
+    assert run_select(config, progress=False, factories=TEMPORAL) == 0
+    assert run_attack(config, progress=False, factories=TEMPORAL) == 0
     return out
 
 
@@ -412,7 +406,7 @@ def _run(
 def ablation_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = _run(tmp_path_factory.mktemp("ablation"), RUN_ATTACKS, num_clips=18)
     report = out / "report"
-    code = run_ablation_report(out, report, progress=False, model_factory=temporal_model_factory)
+    code = run_ablation_report(out, report, progress=False, factories=TEMPORAL)
     return {"out": out, "report": report, "code": code}
 
 
@@ -545,7 +539,7 @@ def test_summary_json_and_default_output_folder(
 ) -> None:
     summary = json.loads((ablation_run["report"] / "ablation.json").read_text())
     assert {"shift_length", "table2", "pairs", "missing"} <= set(summary) and summary["missing"] == []
-    assert run_ablation_report(ablation_run["out"], progress=False, model_factory=temporal_model_factory) == 0
+    assert run_ablation_report(ablation_run["out"], progress=False, factories=TEMPORAL) == 0
     default = RunLayout.of(ablation_run["out"]).eval_dir / "ablation"
     assert (default / "table2.md").read_text() == (ablation_run["report"] / "table2.md").read_text()
     printed = capsys.readouterr().out
@@ -559,7 +553,7 @@ def test_a_run_without_ablation_attacks_is_a_clear_error(tmp_path: Path) -> None
         num_clips=6,
     )
     with pytest.raises(ValueError, match="contains no TT ablation .*attacks: FGSM, TT\\(1\\)"):
-        run_ablation_report(out, progress=False, model_factory=temporal_model_factory)
+        run_ablation_report(out, progress=False, factories=TEMPORAL)
 
 
 def test_several_whitebox_models_and_missing_clips(tmp_path: Path) -> None:
@@ -569,7 +563,7 @@ def test_several_whitebox_models_and_missing_clips(tmp_path: Path) -> None:
     clip_id = json.loads(layout.selection_json.read_text())["selected"][0]["clip_id"]
     layout.adv_path("C", "TT(1) L=2", clip_id).unlink()
     report = tmp_path / "report"
-    assert run_ablation_report(out, report, progress=False, model_factory=temporal_model_factory) == 1
+    assert run_ablation_report(out, report, progress=False, factories=TEMPORAL) == 1
     assert (report / "figure4_tt1_A.png").is_file() and (report / "figure4_tt1_C.png").is_file()
     rows = _read_csv(report / "shift_length.csv")
     assert [(r["whitebox"], r["attack"], r["n_clips"]) for r in rows] == [
@@ -595,7 +589,7 @@ def test_recorded_settings_not_names_define_the_ablation(tmp_path: Path) -> None
     assert settings["short shifts"]["options"]["weights"] == "gaussian"  # build_attack's default, recorded
     assert settings["TT(1) L=2"]["spec"] == "mi+tt"
     report = tmp_path / "report"
-    assert run_ablation_report(out, report, progress=False, model_factory=temporal_model_factory) == 0
+    assert run_ablation_report(out, report, progress=False, factories=TEMPORAL) == 0
     rows = _read_csv(report / "shift_length.csv")
     assert [(r["L"], r["attack"]) for r in rows] == [("1", "short shifts"), ("3", "TT(1) L=9")]
     table2 = _read_csv(report / "table2.csv")
@@ -615,6 +609,6 @@ def test_runs_without_recorded_settings_are_read_from_their_names(
     del summary["attack_settings"]
     layout.attack_summary.write_text(json.dumps(summary))
     report = tmp_path / "report"
-    assert run_ablation_report(out, report, progress=False, model_factory=temporal_model_factory) == 0
+    assert run_ablation_report(out, report, progress=False, factories=TEMPORAL) == 0
     for name in ("shift_length.csv", "table2.csv", "table2_pairs.csv", "table2.md", "shift_length.md"):
         assert (report / name).read_text() == (ablation_run["report"] / name).read_text(), name

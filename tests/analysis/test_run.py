@@ -20,13 +20,14 @@ from vidadv.experiments.analyze import (
     run_analysis,
     run_analyze,
 )
+from vidadv.experiments.runtime import Factories
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 8
 MODEL_FRAMES = {"f1": 1, "f1_copy": 1, "f5": 5}
 
 
-def frame_model_factory(spec: AnalysisModelSpec, device: torch.device) -> torch.nn.Module:
+def frame_model_factory(spec: AnalysisModelSpec, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     scale = 3.0 if spec.name == "f1_copy" else 6.0
     return FrameModel(MODEL_FRAMES[spec.name], scale=scale)
 
@@ -60,6 +61,10 @@ def dataset_factory(spec: dict) -> list:
     return make_dataset()
 
 
+#: frame models on the in-memory clips
+FRAME_MODELS = Factories(load_model=frame_model_factory, build_dataset=dataset_factory)
+
+
 def read_matrix(path: Path) -> tuple[list[str], torch.Tensor]:
     rows = list(csv.reader(path.open()))
     names = rows[0][1:]
@@ -69,9 +74,7 @@ def read_matrix(path: Path) -> tuple[list[str], torch.Tensor]:
 
 def test_run_analysis_end_to_end(tmp_path: Path) -> None:
     config = parse_analysis_config(base_config(tmp_path))
-    result = run_analysis(
-        config, model_factory=frame_model_factory, dataset_factory=dataset_factory, progress=False
-    )
+    result = run_analysis(config, factories=FRAME_MODELS, progress=False)
     out = tmp_path / "out"
     assert result.clip_ids == [f"clip{i}" for i in range(6)]  # "odd" is skipped: f5 misclassifies it
     assert result.num_examined == 7
@@ -108,17 +111,14 @@ def test_run_analysis_end_to_end(tmp_path: Path) -> None:
 
 def test_only_correct_false_and_num_clips_with_seeded_order(tmp_path: Path) -> None:
     config = parse_analysis_config(base_config(tmp_path, only_correct=False, methods=["zero-padding"]))
-    result = run_analysis(
-        config, model_factory=frame_model_factory, dataset_factory=dataset_factory, progress=False
-    )
+    result = run_analysis(config, factories=FRAME_MODELS, progress=False)
     assert "odd" in result.clip_ids and len(result.clip_ids) == 7
     assert set(result.importances) == {"zero_padding"}
     assert not (tmp_path / "out" / "spearman_gradcam.csv").exists()
     capped = base_config(tmp_path / "capped", only_correct=False, methods=["zero_padding"], num_clips=2)
     result = run_analysis(
         parse_analysis_config(capped),
-        model_factory=frame_model_factory,
-        dataset_factory=dataset_factory,
+        factories=FRAME_MODELS,
         progress=False,
     )
     assert result.clip_ids == ["clip0", "clip1"] and result.num_examined == 2  # no clip loaded beyond need
@@ -128,8 +128,7 @@ def test_only_correct_false_and_num_clips_with_seeded_order(tmp_path: Path) -> N
         raw = base_config(tmp_path / f"r{run}", shuffle=True, seed=3, num_clips=4, methods=["mean_padding"])
         result = run_analysis(
             parse_analysis_config(raw),
-            model_factory=frame_model_factory,
-            dataset_factory=dataset_factory,
+            factories=FRAME_MODELS,
             progress=False,
         )
         assert len(result.clip_ids) == 4 and "odd" not in result.clip_ids
@@ -147,15 +146,17 @@ def test_heatmap_title_counts_clips() -> None:
 
 
 def test_config_validation_messages(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown key.*frames_per_clip.*valid keys: models, dataset"):
+    with pytest.raises(
+        ValueError, match="unknown config key 'frames_per_clip'.*allowed keys: models, dataset"
+    ):
         parse_analysis_config(base_config(tmp_path, frames_per_clip=8))
-    with pytest.raises(ValueError, match=r"models\[0\].*valid keys: name, checkpoint"):
+    with pytest.raises(ValueError, match=r"models\[0\].*allowed keys: name, checkpoint"):
         parse_analysis_config(base_config(tmp_path, models=[{"name": "f1", "weights": "x"}]))
     with pytest.raises(ValueError, match="valid methods"):
         parse_analysis_config(base_config(tmp_path, methods=["saliency"]))
     with pytest.raises(ValueError, match="unique.*f1"):
         parse_analysis_config(base_config(tmp_path, models=["f1", "f1"]))
-    with pytest.raises(ValueError, match="missing required key.*output_dir"):
+    with pytest.raises(ValueError, match="missing required config key.*output_dir"):
         parse_analysis_config({"models": ["f1"], "dataset": {}})
     with pytest.raises(ValueError, match="zero_fill"):
         parse_analysis_config(base_config(tmp_path, zero_fill="black"))
@@ -188,7 +189,7 @@ def test_embedded_config_parses() -> None:
 def test_run_analyze_skips_refuses_and_forces(tmp_path: Path, capsys) -> None:
     config_path = tmp_path / "analysis.yaml"
     config_path.write_text(yaml.safe_dump(base_config(tmp_path, methods=["zero_padding"])))
-    kwargs = {"model_factory": frame_model_factory, "dataset_factory": dataset_factory, "progress": False}
+    kwargs = {"factories": FRAME_MODELS, "progress": False}
     assert run_analyze(str(config_path), **kwargs) == 0
     summary = tmp_path / "out" / "summary.json"
     first = summary.stat().st_mtime_ns
@@ -201,28 +202,25 @@ def test_run_analyze_skips_refuses_and_forces(tmp_path: Path, capsys) -> None:
     assert json.loads(summary.read_text())["methods"] == ["mean_padding"]
     config_path.write_text("models: [f1]\nbogus: 1\n")
     assert run_analyze(str(config_path), **kwargs) == 2
-    assert "valid keys" in capsys.readouterr().err
+    assert "allowed keys" in capsys.readouterr().err
     assert run_analyze(str(tmp_path / "missing.yaml"), **kwargs) == 2
 
 
 def test_gradcam_needs_a_layer(tmp_path: Path, capsys) -> None:
-    def factory(spec: AnalysisModelSpec, device: torch.device) -> torch.nn.Module:
+    def factory(spec: AnalysisModelSpec, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
         model = TinyConvNet(num_classes=3)
         del model.attention_layer
         return model
 
+    plain = Factories(load_model=factory, build_dataset=dataset_factory)
     config_path = tmp_path / "analysis.yaml"
     config_path.write_text(yaml.safe_dump(base_config(tmp_path, models=["plain"], only_correct=False)))
-    assert (
-        run_analyze(str(config_path), model_factory=factory, dataset_factory=dataset_factory, progress=False)
-        == 2
-    )
+    assert run_analyze(str(config_path), factories=plain, progress=False) == 2
     assert "no `attention_layer`" in capsys.readouterr().err
     with_layer = base_config(tmp_path, models=[{"name": "plain", "layer": "conv"}], only_correct=False)
     result = run_analysis(
         parse_analysis_config(with_layer),
-        model_factory=factory,
-        dataset_factory=dataset_factory,
+        factories=plain,
         progress=False,
     )
     assert result.importances["gradcam"]["plain"].shape == (7, FRAMES)
@@ -230,8 +228,7 @@ def test_gradcam_needs_a_layer(tmp_path: Path, capsys) -> None:
     with pytest.raises(ValueError, match="no layer 'nonexistent'"):
         run_analysis(
             parse_analysis_config(bad_layer),
-            model_factory=factory,
-            dataset_factory=dataset_factory,
+            factories=plain,
             progress=False,
         )
 
@@ -242,14 +239,18 @@ def test_embedded_config_on_zoo_architectures(tmp_path: Path) -> None:
     zoo = pytest.importorskip("vidadv.models.zoo")
     pytest.importorskip("vidadv.data.synthetic")
 
-    def untrained_zoo_model(spec: AnalysisModelSpec, device: torch.device) -> torch.nn.Module:
+    def untrained_zoo_model(
+        spec: AnalysisModelSpec, device: torch.device, dtype: torch.dtype
+    ) -> torch.nn.Module:
         return zoo.wrap_zoo_network(spec.name, zoo.build_zoo_network(spec.name, seed=0))
 
     raw = yaml.safe_load((REPO_ROOT / "configs" / "analysis_embedded.yaml").read_text())
     # One clip and two methods keep this short (mean-padding costs as much as zero-padding).
     raw.update(output_dir=str(tmp_path / "embedded"), num_clips=1, only_correct=False)
     raw.update(methods=["gradcam", "zero_padding"])
-    result = run_analysis(parse_analysis_config(raw), model_factory=untrained_zoo_model, progress=False)
+    result = run_analysis(
+        parse_analysis_config(raw), factories=Factories(load_model=untrained_zoo_model), progress=False
+    )
     assert len(result.clip_ids) == 1
     for method, correlation in result.correlations.items():
         assert correlation.mean.shape == (6, 6), method

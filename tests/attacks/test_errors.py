@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from tests.attacks.tiny_models import TinyConv, clips
-from vidadv.attacks import available_attacks, build_attack
+from vidadv.attacks import NonFiniteGradientError, available_attacks, build_attack
 
 
 @pytest.fixture
@@ -110,3 +110,85 @@ def test_ata_without_a_valid_layer() -> None:
 def test_dtype_mismatch_between_clip_and_model(model: TinyConv) -> None:
     with pytest.raises(TypeError, match="float32.*float64"):
         build_attack("bim", model)(clips(1).float(), torch.tensor([0]))
+
+
+class _PoisonedHead(nn.Module):
+    """TinyConv whose logits become NaN (or +Inf in class 0) once the clip's mean passes `threshold`."""
+
+    def __init__(self, value: float, threshold: float = -1.0, clip: int | None = None) -> None:
+        super().__init__()
+        self.net, self.value, self.threshold, self.clip = TinyConv(), value, threshold, clip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x)
+        hit = x.mean(dim=(1, 2, 3, 4)) > self.threshold
+        if self.clip is not None:
+            hit = hit & (torch.arange(len(x)) == self.clip)
+        offset = torch.zeros_like(logits)
+        offset[:, 0] = self.value  # a constant: NaN makes CE NaN; +Inf makes the C&W margin +Inf
+        return logits + torch.where(hit.view(-1, 1), offset, torch.zeros_like(offset))
+
+
+@pytest.mark.parametrize("spec", ["bim", "tt+mi", "di+ti"])
+def test_nan_logits_stop_the_attack_naming_clip_and_step(spec: str) -> None:
+    model = _PoisonedHead(float("nan"), clip=1)
+    attack = build_attack(spec, model, steps=3, **({"shift_length": 1} if "tt" in spec else {}))
+    with pytest.raises(NonFiniteGradientError, match=r"clip 1 \(index in the batch\) at step 1 of 3") as info:
+        attack(clips(3), torch.tensor([0, 1, 2]))
+    assert info.value.clips == [1] and info.value.step == 0
+
+
+def test_an_infinite_loss_with_a_finite_gradient_is_caught() -> None:
+    model = _PoisonedHead(float("inf"))  # C&W: margin = +Inf, but max() passes a finite gradient
+    with pytest.raises(NonFiniteGradientError, match="clip 0, 1"):
+        build_attack("bim", model, loss="cw", steps=2)(clips(2), torch.tensor([1, 2]))
+    with pytest.raises(NonFiniteGradientError, match="step 1 of 1"):
+        build_attack("bim", model, loss="cw").estimate_gradient(clips(2), torch.tensor([1, 2]))
+
+
+class _BreaksAtCall(nn.Module):
+    """TinyConv whose logits are NaN from its `at`-th forward pass on (one pass per attack step)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.net, self.at, self.calls = TinyConv(), at, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        logits = self.net(x)
+        return logits * float("nan") if self.calls >= self.at else logits
+
+
+def test_a_nan_that_appears_mid_attack_names_its_step() -> None:
+    with pytest.raises(NonFiniteGradientError, match=r"clip 0, 1 \(index in the batch\) at step 3 of 5"):
+        build_attack("tt+mi", _BreaksAtCall(3), steps=5, shift_length=1)(clips(2), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [({"eps": 1e9}, r"eps must lie in \(0, 1\] for norm 'linf'"), ({"eps": 1.5}, "1.5/255")],
+)
+def test_a_linf_budget_over_1_is_refused(model: TinyConv, options: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        build_attack("bim", model, **options)
+    build_attack("bim", model, eps=1.0)  # the whole range is still a (useless) budget
+
+
+def test_an_l2_budget_over_the_clip_diameter_is_refused(model: TinyConv) -> None:
+    x = clips(1)  # 3 * 8 * 6 * 6 = 864 values: largest L2 distance sqrt(864) = 29.39
+    build_attack("bim", model, norm="l2", eps=29.0, steps=1)(x, torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"sqrt\(C\*T\*H\*W\) = 29\.39"):
+        build_attack("bim", model, norm="l2", eps=30.0, steps=1)(x, torch.tensor([0]))
+
+
+@pytest.mark.parametrize("labels", ["0", b"0", ["0"]])
+def test_labels_given_as_strings_are_a_clear_error(model: TinyConv, labels) -> None:
+    with pytest.raises(TypeError, match="y must be integer class indices"):
+        build_attack("bim", model, steps=1)(clips(1), labels)
+
+
+def test_a_pixel_just_over_1_is_named_with_its_exact_value_and_place(model: TinyConv) -> None:
+    x = clips(2)
+    x[1, 2, 3, 4, 5] = 1 + 1e-6
+    with pytest.raises(ValueError, match=r"clip 1 .* 1\.000001 at \(c, t, h, w\) = \(2, 3, 4, 5\)"):
+        build_attack("bim", model)(x, torch.tensor([0, 1]))

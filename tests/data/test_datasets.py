@@ -226,6 +226,13 @@ def test_csv_short_video_error_and_bad_csv(tmp_path, csv_list):
     bad.write_text("path,label\nx.mp4,1\nx.mp4,2\n")
     with pytest.raises(ValueError, match="unique"):
         CsvClipDataset(bad)
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(bytes(range(256)) * 4)  # binary: not UTF-8
+    with pytest.raises(ValueError, match=r"garbage\.csv is not a readable CSV clip list"):
+        read_clip_csv(garbage)
+    garbage.write_bytes(b"path,label\nx.mp4,1\x00\x00\n")  # NUL bytes inside a field
+    with pytest.raises(ValueError, match=r"garbage\.csv:2"):
+        read_clip_csv(garbage)
 
 
 def test_dataloader_batches(csv_list):

@@ -371,3 +371,9 @@ def test_build_synthetic_dataset() -> None:
     assert isinstance(data, ProceduralActions) and len(data) == 3 and data.split == "test"
     with pytest.raises(ValueError, match="valid keys: split, num_clips, size, frames, seed"):
         build_synthetic_dataset(split="test", resolution=32)
+
+
+@pytest.mark.parametrize("labels", ["3", b"3", ["a", "b"]])
+def test_labels_given_as_strings_are_a_clear_error(labels) -> None:
+    with pytest.raises(TypeError, match="labels must be integer class indices"):
+        synthetic.generate_batch(labels, size=8, frames=4)

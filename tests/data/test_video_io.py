@@ -223,3 +223,22 @@ def test_encode_decode_bytes():
     assert frame_numbers(decode_video_bytes(data, [4, 0])) == [4, 0]
     with pytest.raises(VideoDecodeError):
         decode_video_bytes(b"\x00" * 100)
+
+
+def test_a_gap_in_a_frame_folder_is_named_not_skipped(tmp_path):
+    folder = write_indexed_folder(tmp_path / "v_gap", 12)
+    (folder / "image_00005.jpg").unlink()
+    for call in (lambda: count_folder_frames(folder), lambda: read_frame_folder(folder, [0, 1])):
+        with pytest.raises(
+            VideoDecodeError, match=r"'image_00005\.jpg' is missing.*'image_00012\.jpg'.*v_gap"
+        ):
+            call()
+    (folder / "image_00001.jpg").unlink()  # the first frame missing too: not "no frames found"
+    with pytest.raises(VideoDecodeError, match=r"'image_00001\.jpg' is missing"):
+        count_folder_frames(folder)
+    (folder / "notes.txt").write_text("x")  # other files are not frames
+    (folder / "image_1.jpg").write_text("x")  # nor is another numbering
+    for number in range(6, 13):
+        (folder / f"image_{number:05d}.jpg").unlink()
+    with pytest.raises(VideoDecodeError, match=r"'image_00001\.jpg' is missing.*'image_00004\.jpg'"):
+        count_folder_frames(folder)

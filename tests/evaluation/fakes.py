@@ -13,6 +13,7 @@ import yaml
 from torch import nn
 
 from vidadv.experiments.config import ExperimentConfig, ModelSpec, load_config
+from vidadv.experiments.runtime import Factories
 
 NUM_CLASSES = 3
 CLIP_SHAPE = (3, 8, 16, 16)
@@ -130,11 +131,8 @@ def attack_factory(spec: str, model: nn.Module, **options: Any) -> FakeAttack:
     )
 
 
-FACTORIES = {
-    "model_factory": model_factory,
-    "dataset_factory": dataset_factory,
-    "attack_factory": attack_factory,
-}
+#: every part faked: tiny models, the in-memory dataset, I-FGSM attacks
+FAKES = Factories(load_model=model_factory, build_dataset=dataset_factory, build_attack=attack_factory)
 
 
 def config_dict(output_dir: Path | str, **overrides: Any) -> dict[str, Any]:

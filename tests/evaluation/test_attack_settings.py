@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from tests.evaluation.fakes import (
+    FAKES,
     attack_factory,
     dataset_factory,
     load_fake_config,
@@ -17,7 +18,7 @@ from tests.evaluation.fakes import (
 )
 from vidadv.experiments import run_attack, run_select
 from vidadv.experiments.runner import recorded_attack_settings
-from vidadv.experiments.runtime import RunLayout
+from vidadv.experiments.runtime import Factories, RunLayout
 from vidadv.utils.io import load_tensor_metadata
 
 
@@ -29,16 +30,12 @@ def test_each_attack_is_built_once_per_whitebox_and_its_settings_are_recorded(tm
         return attack_factory(spec, model, **options)
 
     config = load_fake_config(write_config(tmp_path / "config.yaml", tmp_path / "out"))
-    assert (
-        run_select(config, progress=False, model_factory=model_factory, dataset_factory=dataset_factory) == 0
-    )
+    assert run_select(config, progress=False, factories=FAKES) == 0
     assert (
         run_attack(
             config,
             progress=False,
-            model_factory=model_factory,
-            dataset_factory=dataset_factory,
-            attack_factory=counting_factory,
+            factories=Factories(model_factory, dataset_factory, counting_factory),
         )
         == 0
     )

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.evaluation.fakes import config_dict
 from vidadv.evaluation.paper import PAPER_NUMBERS
@@ -221,3 +223,239 @@ def test_hash_tracks_what_changes_the_adversarial_clips(tmp_path: Path) -> None:
     raw = config_dict(tmp_path / "run")
     raw["attacks"][1]["options"] = {"steps": 4}
     assert _load(raw).config_hash() != base
+
+
+# ------------------------------------------------------------------------------------------------
+# The schema: hash stability, derived serialization, error translation
+# ------------------------------------------------------------------------------------------------
+
+#: config hashes recorded before the schema rewrite: run folders on disk must still resume
+# the paper configs changed on purpose when they adopted convention: official (#12)
+RECORDED_HASHES = {
+    "ablation_shift_length": "fb53e8e865608e2c3915fce1cbb40171d2975d5f47742e8ac88bde4ee133822b",
+    "ablation_weights_strategies": "a05a136633a9e3457b28f5c91f1d591db00a43e17bd01368faca7e6d994f725a",
+    "embedded_paper_attacks": "a1aa556daf1eef10ce9e964c0d49cec5ec4959dba1485177eededac77a3f5f6b",
+    "embedded_paper_attacks_eps4": "36ba0ed973ed52179db3f200b77dbaaff5f608ecead45b0bff0cdff5a9905b35",
+    "embedded_paper_attacks_eps8": "11232ddb64dd91a725be1fbfa215fb34c1f12ae9cd55b697284a61df98c910b6",
+    "paper_kinetics400": "5e6a908806507df356b6afb6614de93731fd5fd3d62643676a0c92f844f77111",
+    "paper_ucf101": "052d0e03c9587e757fed12ed514682ba495f963de20ba8180f4ee2b5b3c67bd0",
+}
+RECORDED_DEMO_HASHES = {
+    (False, None): "ad187756faf42d195a349d6d02469d85837d231beca44435321fb2bf36a90427",
+    (True, None): "69d1c0fcb805ac64ba935b298b77cb87a195a809cd730ed12b5d0e3a542d4181",
+    (True, 3): "0e5a262ccc43232b95862955bd6a14adbedf58ccac6c78df339b93edd34c7c86",
+}
+HASHED_KEYS = {
+    "dataset",
+    "models",
+    "whitebox",
+    "attacks",
+    "eps",
+    "steps",
+    "step_size",
+    "batch_size",
+    "dtype",
+    "save_dtype",
+    "seed",
+    "select_models",
+    "max_clips",
+    "clips_per_class",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED_HASHES))
+def test_config_hashes_are_those_of_existing_runs(name: str) -> None:
+    config = load_config(REPO / "configs" / f"{name}.yaml", check_files=False)
+    assert config.config_hash() == RECORDED_HASHES[name]
+    assert set(config.hashed_fields()) == HASHED_KEYS
+    again = _load(config.to_dict())  # what run_config.json stores loads back to the same config
+    assert again == config.model_copy(update={"source": None})
+
+
+@pytest.mark.parametrize("quick, per_class", sorted(RECORDED_DEMO_HASHES, key=str))
+def test_demo_config_hash_is_unchanged(tmp_path: Path, quick: bool, per_class: int | None) -> None:
+    from vidadv.experiments.demo import demo_config
+
+    config = config_from_dict(demo_config(tmp_path, quick=quick, clips_per_class=per_class))
+    assert config.config_hash() == RECORDED_DEMO_HASHES[(quick, per_class)]
+
+
+def test_every_key_is_declared_once_with_a_description() -> None:
+    from vidadv.experiments.config import ExperimentConfig
+
+    keys = ExperimentConfig.config_keys()
+    assert "source" not in keys and len(keys) == 23
+    for key in keys:
+        assert ExperimentConfig.model_fields[key].description, key
+    with pytest.raises(Exception, match="frozen"):
+        _load(config_dict("/tmp/run")).eps = 0.5  # type: ignore[misc]
+
+
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    key=st.sampled_from(sorted(config_dict("/tmp/run")) + ["models.0", "attacks.1", "attacks.1.options"]),
+    value=junk,
+)
+def test_any_bad_value_is_a_config_error_naming_its_key(key: str, value: Any) -> None:
+    raw = config_dict("/tmp/run")
+    parts = key.split(".")
+    target: Any = raw
+    for part in parts[:-1]:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[int(parts[-1]) if parts[-1].isdigit() else parts[-1]] = value
+    try:
+        _load(raw)
+    except ConfigError as err:  # never a pydantic ValidationError, a TypeError or a traceback from inside
+        message = str(err)
+        assert "\n" not in message or message.split("\n")[0].endswith("problems:")
+        assert parts[0] in message or "missing required config key" in message, message
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 14: every bad input refused at load, before any work
+# ------------------------------------------------------------------------------------------------
+
+
+def test_per_attack_budget_over_one_is_refused_like_the_global_one(tmp_path: Path) -> None:
+    raw = config_dict(tmp_path / "run")
+    raw["attacks"][1]["options"] = {"eps": 5}
+    with pytest.raises(ConfigError, match=r"attacks\[1\]\.options\.eps is the L-inf budget .* got 5"):
+        _load(raw)
+    raw["attacks"][1]["options"] = {"eps": "8/255"}
+    assert _load(raw).attack_options(_load(raw).attack("BIM(3)"))["eps"] == 8 / 255
+
+
+def _bomb(levels: int, fanout: int = 10) -> str:
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels):
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * fanout) + "]")
+    return "\n".join("    " + line for line in lines)
+
+
+@pytest.mark.parametrize("where", ["dataset", "models", "name"])
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path, where: str) -> None:
+    import time
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(f"output_dir: {tmp_path}\n{where}:\n  junk:\n{_bomb(9)}\n")  # 10^9 leaves
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"bomb\.yaml.*expands to more than 100000 YAML nodes"):
+        load_config(path)
+    assert time.perf_counter() - start < 2.0
+    path.write_text("a: &a [1, *a]\n")
+    with pytest.raises(ConfigError, match=r"bomb\.yaml.*refers to itself"):
+        load_config(path)
+    # shared anchors that stay small are fine
+    path.write_text(yaml.safe_dump(config_dict(tmp_path / "run")) + "extra: &e [1, 2]\n")
+    with pytest.raises(ConfigError, match="unknown config key 'extra'"):
+        load_config(path, model_names=None, attack_names=None, dataset_check=None)
+
+
+def _real(tmp_path: Path, attack: dict[str, Any], frames: int | None = 32) -> dict[str, Any]:
+    """A config of the embedded benchmark with one attack, validated against the real attack engine."""
+    dataset = {"type": "synthetic", "split": "test", "num_clips": 10, "size": 32}
+    if frames is not None:
+        dataset["frames"] = frames
+    return {
+        "output_dir": str(tmp_path / "run"),
+        "dataset": dataset,
+        "models": ["nl-s", "nl-l"],
+        "whitebox": ["nl-l"],
+        "attacks": [{"name": "BIM", "spec": "bim"}, attack],
+        "eps": "16/255",
+        "steps": 10,
+    }
+
+
+@pytest.mark.parametrize(
+    "attack, message",
+    [
+        (
+            {"name": "TT", "spec": "tt", "options": {"shift_lenght": 3}},
+            r"attacks\[1\]\.options\.shift_lenght: unknown option 'shift_lenght' for attack 'tt'",
+        ),
+        (
+            {"name": "TT", "spec": "tt", "options": {"decay": 0.5}},
+            r"attacks\[1\]\.options\.decay: option 'decay' belongs to mi/ni",
+        ),
+        ({"name": "TT", "spec": "tt+tt"}, r"attacks\[1\] \('TT', spec 'tt\+tt'\): .*names a method twice"),
+        (
+            {"name": "TT", "spec": "tt", "options": {"shift_length": 16}},
+            r"attacks\[1\]\.options\.shift_length: TT shift_length L=16 needs clips with T > 2L = 32 "
+            r"frames, got T=32.*the dataset's clips have 32 frames",
+        ),
+        ({"name": "TT", "spec": "tt", "options": {"weights": "flat"}}, r"attacks\[1\]\.options\.weights"),
+        ({"name": "F", "spec": "fgsm"}, r"attacks\[1\] \('F', spec 'fgsm'\): fgsm is a single step"),
+    ],
+)
+def test_attack_problems_are_reported_at_load(tmp_path: Path, attack: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(_real(tmp_path, attack), check_files=False)
+
+
+def test_clip_length_comes_from_the_dataset(tmp_path: Path) -> None:
+    attack = {"name": "TT", "spec": "tt", "options": {"shift_length": 15}}
+    assert config_from_dict(_real(tmp_path, attack), check_files=False).clip_frames == 32
+    assert config_from_dict(_real(tmp_path, attack, frames=None), check_files=False).clip_frames == 32
+    with pytest.raises(ConfigError, match=r"attacks\[1\] \('TT', spec 'tt'\): TT shift_length L=7.*T=8"):
+        config_from_dict(_real(tmp_path, {"name": "TT", "spec": "tt"}, frames=8), check_files=False)
+
+
+def test_attack_problems_stop_select_and_attack_before_any_work(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from tests.evaluation.fakes import FAKES
+    from vidadv.experiments import run_attack, run_select
+    from vidadv.experiments.runtime import DEFAULT_FACTORIES
+
+    raw = config_dict(tmp_path / "run", selection="auto")
+    raw["attacks"] = [
+        {"name": "BIM", "spec": "bim"},
+        {"name": "TT", "spec": "tt", "options": {"shift_lenght": 3}},
+    ]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    real_attacks = replace(FAKES, build_attack=DEFAULT_FACTORIES.build_attack)
+    for command in (run_select, run_attack):
+        with pytest.raises(
+            ConfigError, match=r"c\.yaml: attacks\[1\]\.options\.shift_lenght: unknown option"
+        ):
+            command(path, progress=False, factories=real_attacks)
+    assert not (tmp_path / "run").exists()  # no selection, no run record
+    raw["attacks"] = [{"name": "BIM", "spec": "bim"}, {"name": "X", "spec": "warp"}]
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"attacks\[1\] \('X', spec 'warp'\): unknown fake attack"):
+        run_select(path, progress=False, factories=FAKES)  # the injected build_attack validates too
+
+
+def test_bad_device_is_the_same_error_in_a_config_on_the_command_line_and_in_the_api(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vidadv.cli import main
+    from vidadv.experiments.analyze import parse_analysis_config
+    from vidadv.experiments.config import resolve_device
+
+    message = "device must be one of auto, cpu, cuda, cuda:N, mps; got 'banana'"
+    with pytest.raises(ConfigError, match=message):
+        _load(config_dict(tmp_path / "run", device="banana"))
+    with pytest.raises(ConfigError, match=message):
+        parse_analysis_config({"models": ["m"], "dataset": {}, "output_dir": "o", "device": "banana"})
+    with pytest.raises(ConfigError, match=message):
+        resolve_device("banana")
+    for command in (["evaluate", str(tmp_path)], ["compare", str(tmp_path), "A", "B"], ["ablation", "r"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--device", "banana"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.evaluation.fakes import FACTORIES, load_fake_config, write_config
+from tests.evaluation.fakes import FAKES, load_fake_config, write_config
 from vidadv.experiments import run_attack
 from vidadv.utils.io import TEMP_SUFFIX, load_tensor_metadata, load_tensors
 
@@ -26,7 +26,10 @@ WORKER = REPO / "tests" / "evaluation" / "worker.py"
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}, **extra)
+    # the repository's own sources, not whatever vidadv the interpreter has installed
+    env.update(
+        {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]), "OMP_NUM_THREADS": "1"}, **extra
+    )
     return env
 
 
@@ -43,7 +46,7 @@ def _reference(tmp_path: Path, **overrides: object) -> dict[str, bytes]:
     config = load_fake_config(
         write_config(tmp_path / "ref.yaml", tmp_path / "ref", selection="auto", **overrides)
     )
-    assert run_attack(config, progress=False, **FACTORIES) == 0
+    assert run_attack(config, progress=False, factories=FAKES) == 0
     return {name: _tensor_bytes(path) for name, path in _adv_files(tmp_path / "ref").items()}
 
 

@@ -14,10 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.evaluation.fakes import (
-    FACTORIES,
+    FAKES,
     FakeDataset,
     config_dict,
-    dataset_factory,
     load_fake_config,
     model_factory,
     write_config,
@@ -164,11 +163,9 @@ def _pred(name: str, clip: torch.Tensor) -> int:
 def evaluated_fake_run(tmp_path_factory: pytest.TempPathFactory) -> RunLayout:
     root = tmp_path_factory.mktemp("listed")
     config = load_fake_config(write_config(root / "config.yaml", root / "out"))
-    assert (
-        run_select(config, progress=False, model_factory=model_factory, dataset_factory=dataset_factory) == 0
-    )
-    assert run_attack(config, progress=False, **FACTORIES) == 0
-    assert run_evaluate(root / "out", progress=False, gallery=0, model_factory=model_factory) == 0
+    assert run_select(config, progress=False, factories=FAKES) == 0
+    assert run_attack(config, progress=False, factories=FAKES) == 0
+    assert run_evaluate(root / "out", progress=False, gallery=0, factories=FAKES) == 0
     return RunLayout.of(root / "out")
 
 
@@ -223,7 +220,7 @@ def test_a_run_with_a_per_class_quota_reports_only_the_selected_clips(
         {"index": 99, "clip_id": "x", "label": 0, "reason": "over the clips_per_class quota", "detail": ""}
     )
     (out / "selection.json").write_text(json.dumps(selection))
-    assert run_evaluate(out, progress=False, gallery=0, model_factory=model_factory) == 0
+    assert run_evaluate(out, progress=False, gallery=0, factories=FAKES) == 0
     results = json.loads((out / "eval" / "results.json").read_text())
     assert "no fixed clip list" in results["listed_denominator"]
     assert "table1_listed" not in results["variants"]["float"]

@@ -8,6 +8,7 @@ import json
 import math
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,11 @@ import pytest
 import torch
 
 from tests.evaluation.fakes import (
-    FACTORIES,
+    FAKES,
     CountingModelFactory,
     FakeAttack,
     FakeDataset,
     config_dict,
-    dataset_factory,
     load_fake_config,
     model_factory,
     write_config,
@@ -109,10 +109,8 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("run")
     config_path = write_config(root / "config.yaml", root / "out")
     config = load_fake_config(config_path)
-    assert (
-        run_select(config, progress=False, model_factory=model_factory, dataset_factory=dataset_factory) == 0
-    )
-    assert run_attack(config, progress=False, **FACTORIES) == 0
+    assert run_select(config, progress=False, factories=FAKES) == 0
+    assert run_attack(config, progress=False, factories=FAKES) == 0
     return {"root": root, "config": config, "layout": RunLayout.of(root / "out")}
 
 
@@ -158,22 +156,15 @@ def test_selection_keeps_exactly_the_clips_every_model_gets_right(finished_run: 
 def test_select_rerun_is_a_no_op_and_a_changed_dataset_needs_force(finished_run, tmp_path, capsys) -> None:
     config, layout = _copy_run(finished_run, tmp_path)
     before = layout.selection_json.stat().st_mtime_ns
-    assert (
-        run_select(config, progress=False, model_factory=model_factory, dataset_factory=dataset_factory) == 0
-    )
+    assert run_select(config, progress=False, factories=FAKES) == 0
     assert layout.selection_json.stat().st_mtime_ns == before
     assert "selection already done" in capsys.readouterr().out
     changed = load_fake_config(
         write_config(tmp_path / "c2.yaml", layout.root, dataset={"name": "fake", "num_clips": 6, "seed": 1})
     )
     with pytest.raises(ConfigError, match="different dataset.*--force"):
-        run_select(changed, progress=False, model_factory=model_factory, dataset_factory=dataset_factory)
-    assert (
-        run_select(
-            changed, True, progress=False, model_factory=model_factory, dataset_factory=dataset_factory
-        )
-        == 0
-    )
+        run_select(changed, progress=False, factories=FAKES)
+    assert run_select(changed, True, progress=False, factories=FAKES) == 0
     assert json.loads(layout.selection_json.read_text())["num_candidates"] == 6
 
 
@@ -225,11 +216,11 @@ def test_rerun_skips_finished_clips_and_redoes_deleted_ones(finished_run, tmp_pa
     victim = files[4]
     original = victim.read_bytes()
     victim.unlink()
-    assert run_attack(config, progress=False, **FACTORIES) == 0
+    assert run_attack(config, progress=False, factories=FAKES) == 0
     assert "written now: 1 files" in capsys.readouterr().out
     assert torch.equal(load_tensors(victim)["adv"], load_tensors_from_bytes(original))
     assert all(p.stat().st_mtime_ns == stamps[p] for p in files if p != victim)
-    assert run_attack(config, progress=False, resume=False, **FACTORIES) == 0
+    assert run_attack(config, progress=False, resume=False, factories=FAKES) == 0
     assert f"written now: {len(files)} files" in capsys.readouterr().out
 
 
@@ -243,8 +234,8 @@ def test_a_different_config_is_refused_unless_forced(finished_run, tmp_path) -> 
     _config, layout = _copy_run(finished_run, tmp_path)
     changed = load_fake_config(write_config(tmp_path / "eps.yaml", layout.root, eps="3/255"))
     with pytest.raises(ConfigError, match=r"different config .*changed: eps.*--force"):
-        run_attack(changed, progress=False, **FACTORIES)
-    assert run_attack(changed, force=True, progress=False, **FACTORIES) == 0
+        run_attack(changed, progress=False, factories=FAKES)
+    assert run_attack(changed, force=True, progress=False, factories=FAKES) == 0
     record = json.loads((layout.root / "run_config.json").read_text())
     assert record["config_hash"] == changed.config_hash()
     assert record["previous_config_hashes"] == [finished_run["config"].config_hash()]
@@ -253,11 +244,11 @@ def test_a_different_config_is_refused_unless_forced(finished_run, tmp_path) -> 
 def test_attack_needs_a_selection_unless_auto(tmp_path: Path) -> None:
     config = load_fake_config(write_config(tmp_path / "c.yaml", tmp_path / "out", max_clips=4))
     with pytest.raises(ConfigError, match="run `vidadv select"):
-        run_attack(config, progress=False, **FACTORIES)
+        run_attack(config, progress=False, factories=FAKES)
     auto = load_fake_config(
         write_config(tmp_path / "a.yaml", tmp_path / "out", max_clips=4, selection="auto")
     )
-    assert run_attack(auto, progress=False, **FACTORIES) == 0
+    assert run_attack(auto, progress=False, factories=FAKES) == 0
     assert (tmp_path / "out" / "selection.json").exists()
 
 
@@ -268,7 +259,7 @@ def test_attack_rejects_options_the_attack_does_not_take(tmp_path: Path) -> None
     with pytest.raises(
         ConfigError, match=r"attack 'FGSM' \('fgsm'\) on white-box model 'A' rejected its options"
     ):
-        run_attack(load_fake_config(tmp_path / "c.yaml"), progress=False, **FACTORIES)
+        run_attack(load_fake_config(tmp_path / "c.yaml"), progress=False, factories=FAKES)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -285,8 +276,7 @@ def evaluated_run(finished_run: dict[str, Any]) -> dict[str, Any]:
         h264=True,
         progress=False,
         transforms={"h264-crf23": _blurred_codec},  # deterministic stand-in; the real codec: see below
-        model_factory=model_factory,
-        dataset_factory=dataset_factory,
+        factories=FAKES,
     )
     assert code == 0
     return finished_run
@@ -391,7 +381,14 @@ def test_evaluation_rerun_uses_the_cache(evaluated_run: dict[str, Any], capsys) 
     counting = CountingModelFactory()
     before = (layout.eval_dir / "outcomes.csv").read_text()
     assert (
-        run_evaluate(layout.root, quantize=True, h264=True, progress=False, gallery=0, model_factory=counting)
+        run_evaluate(
+            layout.root,
+            quantize=True,
+            h264=True,
+            progress=False,
+            gallery=0,
+            factories=replace(FAKES, load_model=counting),
+        )
         == 0
     )
     assert counting.built == []
@@ -402,7 +399,7 @@ def test_evaluation_rerun_uses_the_cache(evaluated_run: dict[str, Any], capsys) 
 def test_evaluation_reports_missing_clips(finished_run, tmp_path, capsys) -> None:
     _config, layout = _copy_run(finished_run, tmp_path)
     next(layout.adv_dir.rglob("*.safetensors")).unlink()
-    assert run_evaluate(layout.root, progress=False, gallery=0, model_factory=model_factory) == 1
+    assert run_evaluate(layout.root, progress=False, gallery=0, factories=FAKES) == 1
     output = capsys.readouterr().out
     n = json.loads(layout.selection_json.read_text())["num_selected"]
     assert (
@@ -420,7 +417,12 @@ def _hand_mcnemar(only_a: int, only_b: int) -> float:
 def test_compare_is_paired_on_the_same_clips(evaluated_run: dict[str, Any]) -> None:
     layout: RunLayout = evaluated_run["layout"]
     counting = CountingModelFactory()
-    assert run_compare(layout.root, "RAND", "FGSM", progress=False, model_factory=counting) == 0
+    assert (
+        run_compare(
+            layout.root, "RAND", "FGSM", progress=False, factories=replace(FAKES, load_model=counting)
+        )
+        == 0
+    )
     assert counting.built == []  # served from the evaluation cache
     labels = {c["clip_id"]: c["label"] for c in json.loads(layout.selection_json.read_text())["selected"]}
     expected = _independent_outcomes(layout)
@@ -440,16 +442,23 @@ def test_compare_is_paired_on_the_same_clips(evaluated_run: dict[str, Any]) -> N
     overall = [r for r in rows if r["whitebox"] == "all"]
     assert len(overall) == 1 and overall[0]["n"] == len(labels)
     with pytest.raises(ValueError, match="unknown attack 'TT'; attacks: FGSM, BIM\\(3\\), RAND"):
-        run_compare(layout.root, "TT", "FGSM", progress=False, model_factory=counting)
+        run_compare(layout.root, "TT", "FGSM", progress=False, factories=replace(FAKES, load_model=counting))
     with pytest.raises(ValueError, match="variant must be one of"):
-        run_compare(layout.root, "RAND", "FGSM", variant="png", progress=False, model_factory=counting)
+        run_compare(
+            layout.root,
+            "RAND",
+            "FGSM",
+            variant="png",
+            progress=False,
+            factories=replace(FAKES, load_model=counting),
+        )
 
 
 def test_evaluate_refuses_torchrun(evaluated_run, monkeypatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(ValueError, match="without torchrun"):
-        run_evaluate(evaluated_run["layout"].root, model_factory=model_factory)
+        run_evaluate(evaluated_run["layout"].root, factories=FAKES)
 
 
 def test_evaluate_rejects_a_folder_without_a_run(tmp_path: Path) -> None:
@@ -471,9 +480,9 @@ def test_paper_numbers_are_shown_beside_matching_attacks(tmp_path: Path, capsys)
             attacks=attacks,
         )
     )
-    assert run_attack(config, progress=False, **FACTORIES) == 0
+    assert run_attack(config, progress=False, factories=FAKES) == 0
     capsys.readouterr()
-    assert run_evaluate(tmp_path / "out", progress=False, gallery=0, model_factory=model_factory) == 0
+    assert run_evaluate(tmp_path / "out", progress=False, gallery=0, factories=FAKES) == 0
     output = capsys.readouterr().out
     table1 = {row["attack"]: row for row in csv.DictReader((tmp_path / "out/eval/table1.csv").open())}
     assert table1["TI(1)"]["paper"] == "45.96" and table1["mine"]["paper"] == "44.80"
@@ -484,16 +493,11 @@ def test_paper_numbers_are_shown_beside_matching_attacks(tmp_path: Path, capsys)
 
 def test_clips_per_class_keeps_the_first_correct_clips_of_each_label(tmp_path: Path) -> None:
     unlimited = load_fake_config(write_config(tmp_path / "u.yaml", tmp_path / "u"))
-    assert (
-        run_select(unlimited, progress=False, model_factory=model_factory, dataset_factory=dataset_factory)
-        == 0
-    )
+    assert run_select(unlimited, progress=False, factories=FAKES) == 0
     everything = json.loads((tmp_path / "u" / "selection.json").read_text())["selected"]
     capped = load_fake_config(write_config(tmp_path / "c.yaml", tmp_path / "c", clips_per_class=1))
     assert capped.selection_hash() != unlimited.selection_hash()
-    assert (
-        run_select(capped, progress=False, model_factory=model_factory, dataset_factory=dataset_factory) == 0
-    )
+    assert run_select(capped, progress=False, factories=FAKES) == 0
     selection = json.loads((tmp_path / "c" / "selection.json").read_text())
     expected: dict[int, dict[str, Any]] = {}
     for entry in everything:  # independent recomputation: first selected clip of each label

@@ -204,3 +204,17 @@ def test_zoo_names_dispatch_to_the_zoo(fake_zoo: list) -> None:
         build_network("nl-s")
     with pytest.raises(ValueError, match="valid names: .*nl-s"):
         load_model("nl-xl")
+
+
+@pytest.mark.parametrize(("kind", "value"), [("pth", float("nan")), ("safetensors", float("inf"))])
+def test_nan_or_inf_weights_are_refused_naming_the_tensor(
+    network, tmp_path: Path, kind: str, value: float
+) -> None:
+    damaged = build_network("nl50", num_classes=10, **TINY)
+    damaged.load_state_dict(network.state_dict())
+    name = "first_stage.0.weight"
+    with torch.no_grad():
+        damaged.state_dict()[name].view(-1)[1] = value
+    path = _write(damaged, tmp_path, kind)
+    with pytest.raises(ValueError, match=rf"tensor '{name}' holds 1 NaN/Inf value\(s\)"):
+        load_model("nl50", checkpoint=path, **TINY)

@@ -8,13 +8,21 @@ Names (join with ``+``): fgsm, bim, pgd, mi, ni, vt, vr, sim, di, tt, ti, sgm, a
 in a spec does not matter; see `vidadv.attacks.core` for the canonical composition.
 """
 
-from vidadv.attacks.core import CANONICAL_ORDER, Attack, available_attacks, build_attack, clip_generators
+from vidadv.attacks.core import (
+    CANONICAL_ORDER,
+    Attack,
+    NonFiniteGradientError,
+    available_attacks,
+    build_attack,
+    clip_generators,
+)
 from vidadv.attacks.gradients import per_row_loss, smooth_gradient, ti_kernel
 from vidadv.attacks.temporal import roll_frames, shift_offsets, temporal_weights
 
 __all__ = [
     "Attack",
     "CANONICAL_ORDER",
+    "NonFiniteGradientError",
     "available_attacks",
     "build_attack",
     "clip_generators",

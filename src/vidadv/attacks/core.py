@@ -53,7 +53,14 @@ from vidadv.attacks.transforms import (
 from vidadv.models.gradcam import resolve_layer
 from vidadv.utils.checks import check_labels
 
-__all__ = ["Attack", "build_attack", "available_attacks", "ATTACK_NAMES", "CANONICAL_ORDER"]
+__all__ = [
+    "Attack",
+    "build_attack",
+    "available_attacks",
+    "ATTACK_NAMES",
+    "CANONICAL_ORDER",
+    "NonFiniteGradientError",
+]
 
 #: Every attack name, in the canonical composition order used by `Attack.spec`.
 CANONICAL_ORDER = ("fgsm", "bim", "pgd", "mi", "ni", "vt", "vr", "sim", "di", "tt", "ti", "sgm", "ata")
@@ -215,6 +222,16 @@ def _parse_spec(spec: str) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------------------------
 
 
+def _first_bad_value(x: torch.Tensor, bad: torch.Tensor) -> str:
+    """Where the first True of `bad` is and its exact value (e.g. 1.000001, not a rounded range)."""
+    where = bad.nonzero()[0].tolist()
+    more = int(bad.sum()) - 1
+    value = float(x[tuple(where)])
+    return f"clip {where[0]} (index in the batch) has {value:.8g} at (c, t, h, w) = {tuple(where[1:])}" + (
+        f", and {more} more value(s) like it" if more else ""
+    )
+
+
 def _check_clips(x: Any) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor of clips (N, C, T, H, W), got {type(x).__name__}")
@@ -224,12 +241,32 @@ def _check_clips(x: Any) -> torch.Tensor:
         raise ValueError(f"x must be 5-D (N, C, T, H, W), got shape {tuple(x.shape)}")
     if x.numel() == 0:
         raise ValueError(f"x must not be empty, got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x contains NaN or infinite values")
-    low, high = float(x.min()), float(x.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(f"x must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]")
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        raise ValueError(f"x contains NaN or infinite values; {_first_bad_value(x, ~finite)}")
+    outside = (x < 0.0) | (x > 1.0)
+    if bool(outside.any()):
+        raise ValueError(f"x must lie in [0, 1]; {_first_bad_value(x, outside)}")
     return x.detach()
+
+
+class NonFiniteGradientError(ValueError):
+    """The loss or gradient of some clips is NaN/Inf at some step (a sign step of NaN is 0, so the
+    attack would silently return the clean clip). `clips`: their indices in the batch; `step`: 0-based."""
+
+    def __init__(self, clips: list[int], step: int, steps: int) -> None:
+        self.clips, self.step, self.steps = clips, step, steps
+        shown = ", ".join(map(str, clips[:5])) + (", ..." if len(clips) > 5 else "")
+        super().__init__(
+            f"non-finite loss or gradient for clip {shown} (index in the batch) at step {step + 1} of "
+            f"{steps}: the model outputs NaN/Inf (damaged weights, or an overflow in its dtype)"
+        )
+
+
+def _check_finite_gradient(grad: torch.Tensor, step: int, steps: int) -> None:
+    finite = torch.isfinite(grad).flatten(1).all(dim=1)
+    if not bool(finite.all()):
+        raise NonFiniteGradientError((~finite).nonzero().flatten().tolist(), step, steps)
 
 
 def clip_generators(x: torch.Tensor, seed: int) -> list[torch.Generator]:
@@ -425,6 +462,11 @@ class Attack:
             if target is not None:
                 raise ValueError("target given but the attack is untargeted; build it with targeted=True")
             loss_labels = labels
+        if self.norm == "l2" and self.eps > math.sqrt(x[0].numel()):
+            raise ValueError(
+                f"option eps={self.eps} exceeds sqrt(C*T*H*W) = {math.sqrt(x[0].numel()):.4g}, the largest "
+                "L2 distance between two clips in [0, 1]; for norm 'l2' eps must lie in (0, that bound]"
+            )
         for transform in self.transforms:
             transform.check(x)
         parameter = next((p for p in self.model.parameters() if p.is_floating_point()), None)
@@ -457,7 +499,9 @@ class Attack:
         x, loss_labels, labels = self._prepare(x, y, target)
         ctx = StepContext(clip_generators(x, self._call_seed(seed)), self.eps)
         with self._attack_mode():
-            return self._estimate(x, loss_labels, labels, x, ctx).detach()
+            grad = self._estimate(x, loss_labels, labels, x, ctx).detach()
+        _check_finite_gradient(grad, 0, 1)
+        return grad
 
     def _call_seed(self, seed: int | None) -> int:
         return self.options["seed"] if seed is None else _seed("seed", seed)
@@ -477,11 +521,12 @@ class Attack:
             x_adv = self._random_start(x, ctx) if self.random_start else x.clone()
             momentum = torch.zeros_like(x) if self.momentum else None
             steps = tqdm(range(self.steps), desc=self.spec, leave=False, disable=not self.options["progress"])
-            for _ in steps:
+            for step in steps:
                 point = x_adv
                 if self.nesterov and momentum is not None:
                     point = x_adv + self.step_size * decay * momentum
                 grad = self._estimate(point, loss_labels, labels, x, ctx)
+                _check_finite_gradient(grad, step, self.steps)
                 if momentum is not None:
                     momentum = decay * momentum + self._normalize(grad)
                     direction = momentum
@@ -529,6 +574,11 @@ def build_attack(spec: str, model: nn.Module, **options: Any) -> Attack:
         official.apply_official_defaults(resolved, methods, options)
     for name in applicable:
         resolved.setdefault(name, _OPTIONS[name].default)
+    if resolved["norm"] == "linf" and resolved["eps"] > 1.0:
+        raise ValueError(
+            f"option eps must lie in (0, 1] for norm 'linf' (pixels are in [0, 1]; e.g. 16/255), got "
+            f"{resolved['eps']}; did you mean eps={resolved['eps']:g}/255?"
+        )
     if "fgsm" in methods:
         if options.get("steps", 1) != 1:
             raise ValueError(f"fgsm is a single step; steps must be 1, got {options['steps']}")

@@ -137,6 +137,8 @@ class ModelGradient:
                     attention_gap = self.ata_distance(cam, reference)
                     objective = objective + self.ata_weight * attention_gap
                 (grad,) = torch.autograd.grad(objective.sum(), source)
+                # a NaN/Inf loss marks its row's gradient NaN, so the attack loop's finiteness check sees it
+                grad = grad.masked_fill(~torch.isfinite(objective.detach()).view(-1, 1, 1, 1, 1), math.nan)
             if start == 0 and stop == rows:
                 grads = grad  # one pass: no copy
             else:

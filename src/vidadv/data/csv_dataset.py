@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -112,41 +113,50 @@ def _optional_int(row: dict[str, str], column: str, where: str) -> int | None:
     return int(number)
 
 
+def _read_refs(csv_file: Path, handle: Any, root: str | os.PathLike | None) -> list[ClipRef]:
+    reader = csv.DictReader(handle)
+    columns = [name.strip() for name in (reader.fieldnames or [])]
+    reader.fieldnames = columns
+    if "path" not in columns:
+        raise ValueError(f"{csv_file}: the header must contain a 'path' column, got {columns}")
+    label_column = next((name for name in _LABEL_COLUMNS if name in columns), None)
+    if label_column is None:
+        raise ValueError(f"{csv_file}: the header must contain one of {list(_LABEL_COLUMNS)}, got {columns}")
+    refs = []
+    for line_number, row in enumerate(reader, start=2):
+        where = f"{csv_file}:{line_number}"
+        path = (row.get("path") or "").strip()
+        if not path:
+            raise ValueError(f"{where}: empty path")
+        label = _optional_int(row, label_column, where)
+        if label is None:
+            raise ValueError(f"{where}: missing {label_column}")
+        refs.append(
+            ClipRef(
+                path=path,
+                label=label,
+                clip_index=_optional_int(row, "clip_index", where),
+                start_frame=_optional_int(row, "start_frame", where),
+                num_frames_hint=_optional_int(row, "duration", where),
+                root=None if root is None else str(root),
+            )
+        )
+    return refs
+
+
 def read_clip_csv(csv_path: str | os.PathLike, root: str | os.PathLike | None = None) -> list[ClipRef]:
     """Read a CSV of clips (see the module docstring for the columns) into :class:`ClipRef` objects."""
     csv_file = Path(csv_path)
     if not csv_file.is_file():
         raise FileNotFoundError(f"clip list not found: {csv_file}")
-    with csv_file.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = [name.strip() for name in (reader.fieldnames or [])]
-        reader.fieldnames = columns
-        if "path" not in columns:
-            raise ValueError(f"{csv_file}: the header must contain a 'path' column, got {columns}")
-        label_column = next((name for name in _LABEL_COLUMNS if name in columns), None)
-        if label_column is None:
-            raise ValueError(
-                f"{csv_file}: the header must contain one of {list(_LABEL_COLUMNS)}, got {columns}"
-            )
-        refs = []
-        for line_number, row in enumerate(reader, start=2):
-            where = f"{csv_file}:{line_number}"
-            path = (row.get("path") or "").strip()
-            if not path:
-                raise ValueError(f"{where}: empty path")
-            label = _optional_int(row, label_column, where)
-            if label is None:
-                raise ValueError(f"{where}: missing {label_column}")
-            refs.append(
-                ClipRef(
-                    path=path,
-                    label=label,
-                    clip_index=_optional_int(row, "clip_index", where),
-                    start_frame=_optional_int(row, "start_frame", where),
-                    num_frames_hint=_optional_int(row, "duration", where),
-                    root=None if root is None else str(root),
-                )
-            )
+    try:
+        with csv_file.open(newline="", encoding="utf-8") as handle:
+            refs = _read_refs(csv_file, handle, root)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(
+            f"{csv_file} is not a readable CSV clip list (UTF-8 text with a 'path,label' header): "
+            f"{type(error).__name__}: {error}"
+        ) from None
     if not refs:
         raise ValueError(f"{csv_file}: the clip list is empty")
     return refs

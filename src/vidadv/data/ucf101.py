@@ -64,7 +64,10 @@ def _load_indices(indices: Sequence[int] | str | os.PathLike) -> list[int]:
         index_file = Path(indices)
         if not index_file.is_file():
             raise FileNotFoundError(f"index file not found: {index_file}")
-        indices = json.loads(index_file.read_text(encoding="utf-8"))
+        try:
+            indices = json.loads(index_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"index file {index_file} is not a JSON list of integers: {error}") from None
     if not isinstance(indices, Sequence) or not all(
         isinstance(i, int) and not isinstance(i, bool) for i in indices
     ):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import string
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -212,16 +213,43 @@ def _check_folder(folder: PathLike) -> Path:
     return folder_path
 
 
+def _frame_numbers(names: set[str], pattern: str) -> list[int]:
+    """The frame numbers of the names matching `pattern` (one format field, e.g. ``image_{:05d}.jpg``)."""
+    parts = [(literal, field) for literal, field, _spec, _conv in string.Formatter().parse(pattern)]
+    fields = [i for i, (_literal, field) in enumerate(parts) if field is not None]
+    if len(fields) != 1:
+        return []
+    prefix = "".join(literal for literal, _ in parts[: fields[0] + 1])
+    suffix = "".join(literal for literal, _ in parts[fields[0] + 1 :])
+    numbers = []
+    for name in names:
+        middle = name[len(prefix) : len(name) - len(suffix)] if len(name) > len(prefix) + len(suffix) else ""
+        if name.startswith(prefix) and name.endswith(suffix) and middle.isdigit():
+            number = int(middle)
+            if pattern.format(number) == name:
+                numbers.append(number)
+    return sorted(numbers)
+
+
 def count_folder_frames(folder: PathLike, pattern: str = DEFAULT_FRAME_PATTERN, first_number: int = 1) -> int:
     """Number of consecutive frames ``pattern.format(first_number), pattern.format(first_number + 1), ...``.
 
-    Counting stops at the first missing number. Raises :class:`VideoDecodeError` when the folder has none.
+    Raises :class:`VideoDecodeError` when the folder has none, or when a frame is missing before the
+    last one (a gap would otherwise silently shorten the clip and repeat its first frames).
     """
     folder_path = _check_folder(folder)
     names = set(os.listdir(folder_path))
     count = 0
     while pattern.format(first_number + count) in names:
         count += 1
+    later = [n for n in _frame_numbers(names, pattern) if n >= first_number + count]
+    if later:
+        gap = pattern.format(first_number + count)
+        raise VideoDecodeError(
+            folder_path,
+            f"frame {gap!r} is missing, but {len(later)} later frame(s) up to {pattern.format(later[-1])!r} "
+            "exist; restore it (or renumber the frames without gaps)",
+        )
     if count == 0:
         example = pattern.format(first_number)
         raise VideoDecodeError(folder_path, f"no frames found (expected files named like {example!r})")

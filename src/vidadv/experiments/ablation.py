@@ -43,6 +43,7 @@ from typing import Any
 
 from torch import nn
 
+from vidadv.attacks import build_attack
 from vidadv.attacks.temporal import SHIFT_STRATEGIES, WEIGHT_KINDS
 from vidadv.evaluation.ablation import (
     NAME_CONVENTION,
@@ -68,8 +69,9 @@ from vidadv.evaluation.outcomes import (
 from vidadv.evaluation.report import ReportWriter, csv_text, format_table, markdown_table
 from vidadv.experiments.config import ExperimentConfig
 from vidadv.experiments.predictions import FLOAT, LoadedRun, collect_predictions, load_run, run_outcomes
+from vidadv.experiments.runfiles import holds_eval_lock
 from vidadv.experiments.runner import recorded_attack_settings
-from vidadv.experiments.runtime import ModelFactory
+from vidadv.experiments.runtime import DEFAULT_FACTORIES, Factories
 
 __all__ = [
     "TT_DEFAULTS",
@@ -141,8 +143,6 @@ def attack_costs(
     Per clip and white-box model: setup_gradient_evaluations + gradient_evaluations_per_step * steps;
     `total` multiplies by the number of white-box models and `num_clips` (when given).
     """
-    from vidadv.attacks import build_attack
-
     rows = []
     for attack in config.attacks:
         built = build_attack(attack.spec, model, **config.attack_options(attack))
@@ -419,6 +419,7 @@ class _Report:
         return header, body
 
 
+@holds_eval_lock  # shares RUN/eval/cache with evaluate and compare
 def run_ablation_report(
     run_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -427,7 +428,7 @@ def run_ablation_report(
     variant: str = FLOAT,
     batch_size: int | None = None,
     device: str | None = None,
-    model_factory: ModelFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
 ) -> int:
     """`vidadv ablation RUN`: Figure 4 and Table 2 of the paper from an attacked ablation run.
 
@@ -438,7 +439,7 @@ def run_ablation_report(
     Returns 0, or 1 when adversarial clips are missing (the tables then cover the clips present).
     Raises ValueError when the run has no ablation (see the module docstring for the naming convention).
     """
-    run = load_run(run_dir, check_model_names=model_factory is None)
+    run = load_run(run_dir, check_model_names=factories.real_models)
     config = run.config
     ablations = detect_ablations(tt_variants(config, recorded_attack_settings(run.layout)))
     if ablations.empty:
@@ -453,7 +454,7 @@ def run_ablation_report(
         run,
         [variant],
         attacks=ablations.attack_names,
-        model_factory=model_factory,
+        factories=factories,
         batch_size=batch_size,
         device=device,
         progress=progress,

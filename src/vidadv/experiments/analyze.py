@@ -5,9 +5,11 @@ For every selected clip and every model, frame importance is computed by each co
 Spearman's rank correlation, per clip and averaged (`vidadv.analysis.correlation`). By default only clips
 that every model classifies correctly are analyzed (as in the paper).
 
-Config (YAML) keys — unknown keys are rejected with the list of valid ones:
+Config (YAML) keys (the schema `AnalysisConfig`, validated like the experiment configs: unknown keys are
+rejected with the list of valid ones):
 
-    models:            list of {name, checkpoint?, num_classes?, layer?, label?} or plain names;
+    models:            list of {name, checkpoint?, num_classes?, mean?, std?, layer?, label?} or plain
+                       names (as in the experiment configs);
                        ``layer`` is the Grad-CAM layer (dotted name relative to the classifier;
                        default: the classifier's ``attention_layer``), ``label`` the display name.
     dataset:           spec for ``vidadv.data.build_dataset`` (items: (clip (C,T,H,W), label, clip_id)).
@@ -18,7 +20,7 @@ Config (YAML) keys — unknown keys are rejected with the list of valid ones:
     shuffle:           visit clips in a seeded random order (default true) instead of dataset order.
     seed:              seed of that order (default 0).
     batch_size:        clips per batch (default 4); chunk_size: perturbed copies per forward (default 16).
-    device:            torch device string (default "cpu").
+    device:            auto | cpu | cuda | cuda:N | mps (default "cpu").
     zero_fill:         zero-padding fill: number in [0,1] (default 0.0 = black) or "model_mean".
     mean_padding_boundary: "clamp" (default) or "cyclic".
     gradcam_mapping:   "interpolate" (default) or "repeat" (layer slices -> input frames).
@@ -37,13 +39,15 @@ import io
 import json
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import BeforeValidator, field_validator
 from torch import nn
+from tqdm.auto import tqdm
 
 from vidadv.analysis.correlation import (
     PairwiseSpearman,
@@ -62,240 +66,145 @@ from vidadv.analysis.importance import (
     normalize_method_name,
 )
 from vidadv.analysis.plots import correlation_heatmap_png, heatmap_title
+from vidadv.experiments.runtime import DEFAULT_FACTORIES, Factories, misclassified_by
+from vidadv.experiments.schema import (
+    ChannelStats,
+    ConfigError,
+    ConfigModel,
+    Device,
+    Flag,
+    Name,
+    NonNegativeInt,
+    OptionalName,
+    OptionalPositiveInt,
+    PositiveInt,
+    fail,
+    one_of,
+    read_config_file,
+    resolve_device,
+    sequence_of,
+    setting,
+    shown,
+    unique,
+    validate_config,
+)
+from vidadv.models.gradcam import resolve_layer
 from vidadv.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 SUMMARY_FILE = "summary.json"
 
-MODEL_KEYS: tuple[str, ...] = ("name", "checkpoint", "num_classes", "layer", "label")
-CONFIG_KEYS: tuple[str, ...] = (
-    "models",
-    "dataset",
-    "output_dir",
-    "methods",
-    "num_clips",
-    "only_correct",
-    "shuffle",
-    "seed",
-    "batch_size",
-    "chunk_size",
-    "device",
-    "zero_fill",
-    "mean_padding_boundary",
-    "gradcam_mapping",
-)
-REQUIRED_CONFIG_KEYS: tuple[str, ...] = ("models", "dataset", "output_dir")
+
+def _methods(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not value:
+        raise fail(
+            f" must be a non-empty list drawn from {', '.join(IMPORTANCE_METHODS)}; got {shown(value)}"
+        )
+    methods: list[str] = []
+    for index, method in enumerate(value):
+        try:
+            canonical = normalize_method_name(method)
+        except (TypeError, ValueError) as err:
+            raise fail(f"[{index}]: {err}") from None
+        if canonical not in methods:
+            methods.append(canonical)
+    return tuple(methods)
 
 
-@dataclass(frozen=True)
-class AnalysisModelSpec:
+def _zero_fill(value: Any) -> float | str:
+    if value == MODEL_MEAN_FILL:
+        return MODEL_MEAN_FILL
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+        raise fail(f" must be a number in [0, 1] or {MODEL_MEAN_FILL!r}; got {shown(value)}")
+    return float(value)
+
+
+def _dataset(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise fail(f" must be a mapping (a vidadv.data.build_dataset spec); got {shown(value)}")
+    return dict(value)
+
+
+class AnalysisModelSpec(ConfigModel):
     """One model of the analysis: zoo/registry name, optional checkpoint, class count, Grad-CAM layer."""
 
-    name: str
-    checkpoint: str | None = None
-    num_classes: int | None = None
-    layer: str | None = None
-    label: str | None = None
+    string_key = "name"
+
+    name: Name = setting(description="a vidadv.models.load_model name")
+    checkpoint: OptionalName = setting(None, description="weights file (default: the model's own)")
+    num_classes: OptionalPositiveInt = setting(None, description="classifier width (default: the model's)")
+    mean: ChannelStats = setting(None, description="per-channel input mean (default: the model's)")
+    std: ChannelStats = setting(None, description="per-channel input std (default: the model's)")
+    layer: OptionalName = setting(
+        None, description="Grad-CAM layer, dotted name (default: the classifier's attention_layer)"
+    )
+    label: OptionalName = setting(None, description="display name (default: the name)")
 
     @property
     def display_name(self) -> str:
         return self.label or self.name
 
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in super().to_dict().items() if value is not None}
 
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """Validated `vidadv analyze` configuration (see the module docstring for the meaning of each key)."""
 
-    models: tuple[AnalysisModelSpec, ...]
-    dataset: dict[str, Any]
-    output_dir: str
-    methods: tuple[str, ...] = IMPORTANCE_METHODS
-    num_clips: int | None = None
-    only_correct: bool = True
-    shuffle: bool = True
-    seed: int = 0
-    batch_size: int = 4
-    chunk_size: int = 16
-    device: str = "cpu"
-    zero_fill: float | str = 0.0
-    mean_padding_boundary: str = "clamp"
-    gradcam_mapping: str = "interpolate"
+class AnalysisConfig(ConfigModel):
+    """Validated `vidadv analyze` configuration; each field below is one config key."""
+
+    models: Annotated[tuple[AnalysisModelSpec, ...], sequence_of("model entries")] = setting(
+        description="the models: {name, checkpoint?, num_classes?, mean?, std?, layer?, label?} or a name"
+    )
+    dataset: Annotated[dict[str, Any], BeforeValidator(_dataset)] = setting(
+        description="spec for vidadv.data.build_dataset"
+    )
+    output_dir: Name = setting(description="output folder")
+    methods: Annotated[tuple[str, ...], BeforeValidator(_methods)] = setting(
+        IMPORTANCE_METHODS, description="frame-importance methods"
+    )
+    num_clips: OptionalPositiveInt = setting(None, description="clips to analyze (after the filter)")
+    only_correct: Flag = setting(True, description="only clips that every model classifies correctly")
+    shuffle: Flag = setting(True, description="visit clips in a seeded random order")
+    seed: NonNegativeInt = setting(0, description="seed of that order and of the bootstrap")
+    batch_size: PositiveInt = setting(4, description="clips per batch")
+    chunk_size: PositiveInt = setting(16, description="perturbed copies per forward pass")
+    device: Device = setting("cpu", description="auto | cpu | cuda | cuda:N | mps")
+    zero_fill: Annotated[float | str, BeforeValidator(_zero_fill)] = setting(
+        0.0, description=f"zero-padding fill: a number in [0, 1] or {MODEL_MEAN_FILL!r}"
+    )
+    mean_padding_boundary: Annotated[str, one_of(MEAN_PADDING_BOUNDARIES)] = setting(
+        "clamp", description="mean-padding boundary"
+    )
+    gradcam_mapping: Annotated[str, one_of(GRADCAM_TEMPORAL_MAPPINGS)] = setting(
+        "interpolate", description="layer slices -> input frames"
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: tuple[AnalysisModelSpec, ...]) -> tuple[AnalysisModelSpec, ...]:
+        unique([m.display_name for m in models], "model names (set `label` to tell entries apart)")
+        return models
 
     def to_dict(self) -> dict[str, Any]:
         """Plain (JSON/YAML-serializable) form of the config."""
-        data = asdict(self)
-        data["models"] = [{k: v for k, v in asdict(m).items() if v is not None} for m in self.models]
-        data["methods"] = list(self.methods)
-        return data
+        return {**super().to_dict(), "models": [m.to_dict() for m in self.models]}
 
 
-def _check_keys(mapping: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
-    unknown = sorted(str(k) for k in mapping if k not in allowed)
-    if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(unknown)} in {where}; valid keys: {', '.join(allowed)}")
-
-
-def _positive_int(value: Any, key: str, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        extra = " or null" if allow_none else ""
-        raise ValueError(f"{key} must be a positive integer{extra}; got {value!r}")
-    return value
-
-
-def _boolean(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{key} must be true or false; got {value!r}")
-    return value
-
-
-def _choice(value: Any, key: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
-    return value
-
-
-def _parse_model(entry: Any, position: int) -> AnalysisModelSpec:
-    where = f"models[{position}]"
-    if isinstance(entry, str):
-        entry = {"name": entry}
-    if not isinstance(entry, Mapping):
-        raise ValueError(
-            f"{where} must be a model name or a mapping with keys {', '.join(MODEL_KEYS)}; got {entry!r}"
-        )
-    _check_keys(entry, MODEL_KEYS, where)
-    name = entry.get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{where}.name must be a non-empty string; got {name!r}")
-    for key in ("checkpoint", "layer", "label"):
-        value = entry.get(key)
-        if value is not None and (not isinstance(value, str) or not value):
-            raise ValueError(f"{where}.{key} must be a non-empty string; got {value!r}")
-    num_classes = _positive_int(entry.get("num_classes"), f"{where}.num_classes", allow_none=True)
-    return AnalysisModelSpec(
-        name=name,
-        checkpoint=entry.get("checkpoint"),
-        num_classes=num_classes,
-        layer=entry.get("layer"),
-        label=entry.get("label"),
-    )
-
-
-def _parse_zero_fill(value: Any) -> float | str:
-    if value == MODEL_MEAN_FILL:
-        return MODEL_MEAN_FILL
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"zero_fill must be a number in [0, 1] or {MODEL_MEAN_FILL!r}; got {value!r}")
-    return float(value)
-
-
-def _parse_device(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"device must be a string such as 'cpu', 'cuda' or 'cuda:0'; got {value!r}")
-    try:
-        torch.device(value)
-    except (RuntimeError, ValueError) as error:
-        raise ValueError(
-            f"device must be a torch device string such as 'cpu', 'cuda' or 'cuda:0'; got {value!r}"
-        ) from error
-    return value
+CONFIG_KEYS: tuple[str, ...] = tuple(AnalysisConfig.config_keys())
 
 
 def parse_analysis_config(raw: Mapping[str, Any]) -> AnalysisConfig:
     """Validate a config mapping (as read from YAML) and return an `AnalysisConfig`."""
-    if not isinstance(raw, Mapping):
-        raise ValueError(
-            f"an analysis config must be a mapping of keys {', '.join(CONFIG_KEYS)}; got {type(raw).__name__}"
-        )
-    _check_keys(raw, CONFIG_KEYS, "the analysis config")
-    missing = [key for key in REQUIRED_CONFIG_KEYS if key not in raw]
-    if missing:
-        raise ValueError(f"the analysis config is missing required key(s) {', '.join(missing)}")
-    models_raw = raw["models"]
-    if not isinstance(models_raw, list) or not models_raw:
-        raise ValueError(f"models must be a non-empty list of model entries; got {models_raw!r}")
-    models = tuple(_parse_model(entry, i) for i, entry in enumerate(models_raw))
-    names = [m.display_name for m in models]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(
-            "model names must be unique (set `label` to tell entries apart); "
-            f"duplicated: {', '.join(duplicates)}"
-        )
-    dataset = raw["dataset"]
-    if not isinstance(dataset, Mapping):
-        raise ValueError(f"dataset must be a mapping (a vidadv.data.build_dataset spec); got {dataset!r}")
-    output_dir = raw["output_dir"]
-    if not isinstance(output_dir, str) or not output_dir:
-        raise ValueError(f"output_dir must be a non-empty path string; got {output_dir!r}")
-    methods_raw = raw.get("methods", list(IMPORTANCE_METHODS))
-    if isinstance(methods_raw, str):
-        methods_raw = [methods_raw]
-    if not isinstance(methods_raw, list) or not methods_raw:
-        raise ValueError(
-            f"methods must be a non-empty list drawn from {', '.join(IMPORTANCE_METHODS)}; "
-            f"got {methods_raw!r}"
-        )
-    methods: list[str] = []
-    for method in methods_raw:
-        canonical = normalize_method_name(method)
-        if canonical not in methods:
-            methods.append(canonical)
-    seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    return AnalysisConfig(
-        models=models,
-        dataset=dict(dataset),
-        output_dir=output_dir,
-        methods=tuple(methods),
-        num_clips=_positive_int(raw.get("num_clips"), "num_clips", allow_none=True),
-        only_correct=_boolean(raw.get("only_correct", True), "only_correct"),
-        shuffle=_boolean(raw.get("shuffle", True), "shuffle"),
-        seed=seed,
-        batch_size=_positive_int(raw.get("batch_size", 4), "batch_size"),
-        chunk_size=_positive_int(raw.get("chunk_size", 16), "chunk_size"),
-        device=_parse_device(raw.get("device", "cpu")),
-        zero_fill=_parse_zero_fill(raw.get("zero_fill", 0.0)),
-        mean_padding_boundary=_choice(
-            raw.get("mean_padding_boundary", "clamp"), "mean_padding_boundary", MEAN_PADDING_BOUNDARIES
-        ),
-        gradcam_mapping=_choice(
-            raw.get("gradcam_mapping", "interpolate"), "gradcam_mapping", GRADCAM_TEMPORAL_MAPPINGS
-        ),
-    )
+    return validate_config(AnalysisConfig, raw, what="an analysis config")
 
 
 def load_analysis_config(path: str | Path) -> AnalysisConfig:
-    """Read and validate a YAML analysis config."""
-    import yaml
-
-    config_path = Path(path)
-    if not config_path.is_file():
-        raise FileNotFoundError(f"analysis config {str(config_path)!r} does not exist")
+    """Read and validate a YAML analysis config (errors name the file)."""
+    raw = read_config_file(path, what="analysis config")
     try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"analysis config {str(config_path)!r} is not valid YAML: {error}") from error
-    return parse_analysis_config(raw if raw is not None else {})
-
-
-ModelFactory = Callable[[AnalysisModelSpec, torch.device], nn.Module]
-DatasetFactory = Callable[[dict[str, Any]], Sequence[Any]]
-
-
-def default_model_factory(spec: AnalysisModelSpec, device: torch.device) -> nn.Module:
-    """Load a model with `vidadv.models.load_model` (zoo names load their shipped weights)."""
-    from vidadv.models import load_model
-
-    return load_model(spec.name, checkpoint=spec.checkpoint, num_classes=spec.num_classes, device=str(device))
-
-
-def default_dataset_factory(spec: dict[str, Any]) -> Sequence[Any]:
-    """Build the dataset with `vidadv.data.build_dataset`."""
-    from vidadv.data import build_dataset
-
-    return build_dataset(spec)
+        return parse_analysis_config(raw if raw is not None else {})
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
 
 
 @dataclass
@@ -310,13 +219,6 @@ class AnalysisResult:
     num_examined: int
     output_dir: Path
     predictions: dict[str, list[int]] = field(default_factory=dict)  # model -> prediction per examined clip
-
-
-def _resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use device: cpu")
-    return device
 
 
 def _unpack_item(item: Any, index: int) -> tuple[torch.Tensor, int, str]:
@@ -335,8 +237,6 @@ def _unpack_item(item: Any, index: int) -> tuple[torch.Tensor, int, str]:
 
 
 def _check_gradcam_layers(models: Mapping[str, nn.Module], specs: Sequence[AnalysisModelSpec]) -> None:
-    from vidadv.models.gradcam import resolve_layer  # lazy: written by the attacks helper
-
     for spec in specs:
         model = models[spec.display_name]
         layer = spec.layer if spec.layer is not None else getattr(model, "attention_layer", None)
@@ -390,23 +290,18 @@ def _json_matrix(matrix: torch.Tensor) -> list[list[float | None]]:
 def run_analysis(
     config: AnalysisConfig,
     *,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     progress: bool = True,
 ) -> AnalysisResult:
     """Run the temporal-pattern analysis described by ``config`` and write its outputs.
 
-    ``model_factory(spec, device)`` and ``dataset_factory(spec)`` default to `vidadv.models.load_model`
-    and `vidadv.data.build_dataset`; tests inject tiny stand-ins.
+    factories: its `load_model(spec, device, dtype)` and `build_dataset(spec)` default to
+    `vidadv.models.load_model` and `vidadv.data.build_dataset`; tests inject tiny stand-ins.
     """
-    from tqdm.auto import tqdm
-
-    model_factory = model_factory or default_model_factory
-    dataset_factory = dataset_factory or default_dataset_factory
-    device = _resolve_device(config.device)
+    device = resolve_device(config.device)
     output_dir = Path(config.output_dir)
 
-    dataset = dataset_factory(dict(config.dataset))
+    dataset = factories.build_dataset(dict(config.dataset))
     if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
         raise TypeError(f"the dataset must support len() and indexing; got {type(dataset).__name__}")
     dataset_size = len(dataset)
@@ -415,7 +310,7 @@ def run_analysis(
 
     models: dict[str, nn.Module] = {}
     for spec in config.models:
-        model = model_factory(spec, device)
+        model = factories.load_model(spec, device, torch.float32)
         if not isinstance(model, nn.Module):
             raise TypeError(
                 f"model factory returned {type(model).__name__} for {spec.name!r}; expected nn.Module"
@@ -457,12 +352,19 @@ def run_analysis(
                 )
         clips = torch.stack([clip for clip, _, _ in items]).to(device=device, dtype=torch.float32)
         labels = torch.tensor([label for _, label, _ in items], dtype=torch.long, device=device)
-        keep = torch.ones(len(items), dtype=torch.bool)
-        for name, model in models.items():
-            predicted = _predictions(model, clips, config.chunk_size)
-            examined_predictions[name].extend(predicted.tolist())
-            if config.only_correct:
-                keep &= predicted == labels.cpu()
+        batch_predictions = {
+            name: _predictions(model, clips, config.chunk_size).tolist() for name, model in models.items()
+        }
+        for name, predicted in batch_predictions.items():
+            examined_predictions[name].extend(predicted)
+        keep = torch.tensor(
+            [
+                not config.only_correct
+                or not misclassified_by({name: p[i] for name, p in batch_predictions.items()}, label)
+                for i, (_, label, _) in enumerate(items)
+            ],
+            dtype=torch.bool,
+        )
         kept = keep.nonzero().flatten()[: target - len(analyzed_ids)]
         kept_set = set(kept.tolist())
         examined_ids.extend(clip_id for _, _, clip_id in items)
@@ -578,8 +480,7 @@ def run_analyze(
     config_path: str,
     force: bool = False,
     *,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     progress: bool = True,
 ) -> int:
     """CLI logic of ``vidadv analyze CONFIG [--force]``; returns the process exit code.
@@ -604,9 +505,7 @@ def run_analyze(
         )
         return 2
     try:
-        result = run_analysis(
-            config, model_factory=model_factory, dataset_factory=dataset_factory, progress=progress
-        )
+        result = run_analysis(config, factories=factories, progress=progress)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"vidadv analyze: {error}", file=sys.stderr)
         return 2

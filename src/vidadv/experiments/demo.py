@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from vidadv.data.synthetic import CLASS_NAMES
 from vidadv.evaluation.findings import excludes_zero, findings_sentences
 from vidadv.evaluation.outcomes import (
     BLACKBOX_AVERAGE,
@@ -54,6 +55,10 @@ from vidadv.evaluation.report import (
     transfer_bars,
     transfer_plot_alt,
 )
+from vidadv.experiments import run_attack, run_select
+from vidadv.experiments.predictions import FLOAT, collect_predictions, load_run, run_outcomes
+from vidadv.experiments.runtime import DEFAULT_FACTORIES, check_item, slug, versions
+from vidadv.models.zoo import zoo_manifest
 from vidadv.utils.io import atomic_write_text, load_tensors
 
 ZOO_MODELS = ("nl-s", "nl-l", "slowfast-s", "slowfast-l", "tpn-s", "tpn-l")
@@ -98,8 +103,6 @@ def demo_config(
     per_class = clips_per_class if clips_per_class is not None else (1 if quick else 2)
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
         raise ValueError(f"clips_per_class must be a positive integer, got {clips_per_class!r}")
-    from vidadv.data.synthetic import CLASS_NAMES
-
     num_classes = len(CLASS_NAMES)
     attacks = [a for a in DEMO_ATTACKS if not quick or a[0] in QUICK_ATTACKS]
     whiteboxes = list(whitebox) if whitebox is not None else (["nl-l"] if quick else list(WHITEBOX_MODELS))
@@ -138,8 +141,6 @@ def demo_config(
 
 def _check_zoo() -> dict[str, Any]:
     """The zoo manifest (raises a clear error when the weights or a demo model are missing)."""
-    from vidadv.models.zoo import zoo_manifest
-
     manifest = zoo_manifest()
     missing = [name for name in ZOO_MODELS if name not in manifest.get("models", {})]
     if missing:
@@ -186,30 +187,30 @@ def run_demo(
     *,
     whitebox: Sequence[str] | None = None,
     progress: bool = True,
+    factories: Any = None,
 ) -> int:
-    """Run the demo; returns an exit code. See the module docstring."""
-    from vidadv.experiments import run_attack, run_select
-    from vidadv.experiments.config import config_from_dict
-    from vidadv.experiments.predictions import FLOAT, collect_predictions, load_run, run_outcomes
-    from vidadv.experiments.runtime import default_dataset_factory, versions
+    """Run the demo; returns an exit code. See the module docstring.
 
+    factories: a `vidadv.experiments.runtime.Factories` (default: the real zoo, dataset and attacks).
+    """
+    factories = factories or DEFAULT_FACTORIES
     started = time.perf_counter()
-    manifest = _check_zoo()
+    manifest = _check_zoo() if factories.real_models else {}
     out = Path(out_dir)
     raw = demo_config(out, quick=quick, clips_per_class=clips_per_class, seed=seed, whitebox=whitebox)
-    config = config_from_dict(raw, source="vidadv demo")
+    config = factories.load_config(raw, source="vidadv demo")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "demo_config.yaml", yaml.safe_dump(raw, sort_keys=False))
     print(f"vidadv demo: results in {out}/ (rerun the same command to resume)")
-    code = run_select(config, progress=progress)
+    code = run_select(config, factories=factories, progress=progress)
     if code:
         return code
-    code = run_attack(config, progress=progress)
+    code = run_attack(config, factories=factories, progress=progress)
     if code:
         return code
 
-    run = load_run(out)
-    predictions, missing = collect_predictions(run, [FLOAT], progress=progress)
+    run = load_run(out, check_model_names=factories.real_models)
+    predictions, missing = collect_predictions(run, [FLOAT], factories=factories, progress=progress)
     if missing:
         raise RuntimeError(f"{len(missing)} adversarial clips are missing after the attack run")
     outcomes = run_outcomes(run, predictions[FLOAT])
@@ -268,7 +269,7 @@ def run_demo(
     findings = findings_sentences(pairs)
     print("\n" + "\n".join(findings))
 
-    gallery, gallery_note = _gallery(run, out, default_dataset_factory, outcomes, config.eps)
+    gallery, gallery_note = _gallery(run, out, factories, outcomes, config.eps)
     elapsed = time.perf_counter() - started
     results = {
         "config": raw,
@@ -373,8 +374,6 @@ def _provenance(
     run: Any, config: Any, out: Path, n_clips: int, elapsed: float, manifest: Mapping[str, Any]
 ) -> dict[str, str]:
     """The provenance block: versions, seed, config hash, command, data and model facts, attack settings."""
-    from vidadv.experiments.runtime import versions
-
     dataset = dict(config.dataset)
     input_facts = manifest.get("input", {})
     classes = manifest.get("dataset", {}).get("class_names", [])
@@ -437,14 +436,11 @@ GALLERY_ATTACKS = (("BIM(10)", "TT(10)", "VR(10)"), ("FGSM", "TT(1)", "TI+TT(1)"
 
 
 def _gallery(
-    run: Any, out: Path, dataset_factory: Any, outcomes: Outcomes, eps: float, count: int = 1
+    run: Any, out: Path, factories: Any, outcomes: Outcomes, eps: float, count: int = 1
 ) -> tuple[list[GalleryItem], str]:
     """Clean / adversarial / amplified-perturbation clips (lossless APNG) of `count` clips under several
     attacks from the first white-box model, with each model's prediction on the adversarial clip."""
-    from vidadv.data.synthetic import CLASS_NAMES
-    from vidadv.experiments.runtime import check_item, slug
-
-    dataset = dataset_factory(dict(run.config.dataset))
+    dataset = factories.build_dataset(dict(run.config.dataset))
     names = [a.name for a in run.config.attacks]
     attacks = next((list(group) for group in GALLERY_ATTACKS if all(a in names for a in group)), names[:3])
     whitebox = run.config.whitebox[0]

@@ -62,11 +62,11 @@ from vidadv.experiments.predictions import (
     run_outcomes,
     variant_names,
 )
+from vidadv.experiments.runfiles import holds_eval_lock
 from vidadv.experiments.runtime import (
-    DatasetFactory,
-    ModelFactory,
+    DEFAULT_FACTORIES,
+    Factories,
     check_item,
-    default_dataset_factory,
     slug,
     versions,
 )
@@ -158,7 +158,7 @@ def _variant_stem(variant: str) -> str:
 
 def _gallery(
     run: LoadedRun,
-    dataset_factory: DatasetFactory | None,
+    factories: Factories,
     out_dir: Path,
     count: int,
     outcomes: Outcomes | None = None,
@@ -168,7 +168,7 @@ def _gallery(
     if count <= 0:
         return [], ""
     try:
-        dataset = (dataset_factory or default_dataset_factory)(dict(run.config.dataset))
+        dataset = factories.build_dataset(dict(run.config.dataset))
     except Exception as err:  # the dataset may not be reachable where the evaluation runs
         return [], f"gallery skipped: cannot open the dataset ({type(err).__name__}: {err})"
     items = []
@@ -256,6 +256,7 @@ def _evaluate_provenance(
     return info
 
 
+@holds_eval_lock
 def run_evaluate(
     run_dir: str | os.PathLike[str],
     quantize: bool = False,
@@ -264,8 +265,7 @@ def run_evaluate(
     device: str | None = None,
     *,
     gallery: int = 3,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     transforms: Mapping[str, Transform] | None = None,
     progress: bool = True,
 ) -> int:
@@ -277,13 +277,13 @@ def run_evaluate(
     tables then cover those present).
     """
     started = time.perf_counter()
-    run = load_run(run_dir, check_model_names=model_factory is None)
+    run = load_run(run_dir, check_model_names=factories.real_models)
     config, layout = run.config, run.layout
     variants = variant_names(quantize, h264, config.h264_crf)
     predictions, missing = collect_predictions(
         run,
         variants,
-        model_factory=model_factory,
+        factories=factories,
         transforms=transforms,
         batch_size=batch_size,
         device=device,
@@ -416,7 +416,7 @@ def run_evaluate(
     header = ["whitebox", "attack", "clip_id", "model", "label", "pred", "fooled", "variant"]
     report.csv("outcomes.csv", header, outcome_lines)
     report.json("results.json", results)
-    items, note = _gallery(run, dataset_factory, report.folder, gallery, gallery_outcomes)
+    items, note = _gallery(run, factories, report.folder, gallery, gallery_outcomes)
     if items or note:
         report.section(Section("Gallery", gallery=items, gallery_note=note))
     summary = layout.root / "attack_summary.json"
@@ -479,6 +479,7 @@ def compare_rows(
     )
 
 
+@holds_eval_lock
 def run_compare(
     run_dir: str | os.PathLike[str],
     attack_a: str,
@@ -488,7 +489,7 @@ def run_compare(
     whitebox: str | None = None,
     batch_size: int | None = None,
     device: str | None = None,
-    model_factory: ModelFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     transforms: Mapping[str, Transform] | None = None,
     progress: bool = True,
 ) -> int:
@@ -496,7 +497,7 @@ def run_compare(
 
     Uses (and fills) the evaluation cache, so after `vidadv evaluate` it runs no model.
     """
-    run = load_run(run_dir, check_model_names=model_factory is None)
+    run = load_run(run_dir, check_model_names=factories.real_models)
     config = run.config
     for name in (attack_a, attack_b):
         config.attack(name)  # clear error listing the attacks of the run
@@ -515,7 +516,7 @@ def run_compare(
         [resolved],
         attacks=[attack_a, attack_b],
         whiteboxes=whiteboxes,
-        model_factory=model_factory,
+        factories=factories,
         transforms=transforms,
         batch_size=batch_size,
         device=device,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from vidadv.data.video import h264_roundtrip, quantize_uint8
 from vidadv.evaluation.outcomes import (
     DroppedClip,
     ItemKey,
@@ -29,21 +30,22 @@ from vidadv.evaluation.outcomes import (
     build_outcomes,
 )
 from vidadv.experiments.config import ExperimentConfig, config_from_dict, resolve_device
+from vidadv.experiments.runfiles import ClipVerifier
 from vidadv.experiments.runtime import (
-    ModelFactory,
+    DEFAULT_FACTORIES,
+    Factories,
     RunLayout,
     SelectedClip,
     batched,
     load_selection,
     predict,
-    prepare_model,
     read_run_config,
     selected_clips,
     slug,
 )
 from vidadv.experiments.select import DECODE_ERROR, MISCLASSIFIED, MISSING_FILE, OVER_QUOTA
 from vidadv.utils.distributed import distributed_env
-from vidadv.utils.io import atomic_write_json, load_tensors, read_json
+from vidadv.utils.io import atomic_write_json, read_json
 
 FLOAT = "float"
 UINT8 = "uint8"
@@ -64,8 +66,6 @@ def default_transform(variant: str) -> Transform | None:
     """The clip transform of a variant (None for "float"): vidadv.data.video's quantize / H.264 round trip."""
     if variant == FLOAT:
         return None
-    from vidadv.data.video import h264_roundtrip, quantize_uint8
-
     if variant == UINT8:
         return quantize_uint8
     if variant.startswith("h264-crf"):
@@ -147,12 +147,17 @@ def load_run(run_dir: str | os.PathLike[str], check_model_names: bool = True) ->
         raise ValueError(
             f"{str(layout.root)!r} has no run_config.json: is it a folder written by `vidadv attack`?"
         )
-    kwargs: dict[str, Any] = {"check_dataset_files": False, "attack_names": None, "dataset_check": None}
+    kwargs: dict[str, Any] = {
+        "check_dataset_files": False,
+        "attack_names": None,
+        "attack_builder": None,
+        "dataset_check": None,
+    }
     if not check_model_names:
         kwargs["model_names"] = None
     config = config_from_dict(record["config"], source=str(layout.run_config), **kwargs)
     # the run folder is authoritative, wherever it has been moved to
-    config = replace(config, output_dir=str(layout.root))
+    config = config.model_copy(update={"output_dir": str(layout.root)})
     selection = load_selection(layout)
     clips = selected_clips(selection)
     listed = clip_list(selection, config.model_labels)
@@ -168,15 +173,15 @@ class _ModelPool:
     """Loads each model on first use (a fully cached rerun loads none)."""
 
     def __init__(
-        self, config: ExperimentConfig, factory: ModelFactory | None, device: torch.device, dtype: torch.dtype
+        self, config: ExperimentConfig, factories: Factories, device: torch.device, dtype: torch.dtype
     ) -> None:
-        self.config, self.factory, self.device, self.dtype = config, factory, device, dtype
+        self.config, self.factories, self.device, self.dtype = config, factories, device, dtype
         self.models: dict[str, nn.Module] = {}
 
     def get(self, label: str) -> nn.Module:
         if label not in self.models:
-            self.models[label] = prepare_model(
-                self.factory, self.config.model(label), self.device, self.dtype
+            self.models[label] = self.factories.prepare_model(
+                self.config.model(label), self.device, self.dtype
             )
         return self.models[label]
 
@@ -208,7 +213,7 @@ def collect_predictions(
     *,
     attacks: Sequence[str] | None = None,
     whiteboxes: Sequence[str] | None = None,
-    model_factory: ModelFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     transforms: Mapping[str, Transform] | None = None,
     batch_size: int | None = None,
     device: str | None = None,
@@ -217,13 +222,15 @@ def collect_predictions(
     """Predictions of every model on every adversarial clip, per variant; plus the missing clips.
 
     Returns ({variant: {(white-box, attack, clip id): {model label: predicted class}}}, missing items).
+    Every clip file is verified before it is scored (`vidadv.experiments.runfiles.ClipVerifier`; the
+    clean clips for its budget check come from `factories.build_dataset`).
     """
     config, layout = run.config, run.layout
     dtype = config.torch_dtype
     size = batch_size or config.batch_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    pool = _ModelPool(config, model_factory, resolve_device(device or config.device), dtype)
+    pool = _ModelPool(config, factories, resolve_device(device or config.device), dtype)
     model_keys = {m.label: f"{m.label}@{m.spec_hash()}-{config.dtype}" for m in config.models}
     attack_names = list(attacks) if attacks is not None else [a.name for a in config.attacks]
     whitebox_names = list(whiteboxes) if whiteboxes is not None else list(config.whitebox)
@@ -239,6 +246,8 @@ def collect_predictions(
                     files.append((clip, path))
                 else:
                     missing.append((whitebox, attack, clip.clip_id))
+    verifier = ClipVerifier(config, factories.build_dataset)
+    verifier.check_budgets(present)  # headers only: cached predictions of another budget's files are refused
 
     # What is left to compute, per variant and (white-box, attack) cache file.
     plan: list[tuple[str, str, str, dict[str, Any], list[tuple[SelectedClip, Path]]]] = []
@@ -268,12 +277,7 @@ def collect_predictions(
         cache_file = _cache_path(layout, variant, whitebox, attack)
         bar.set_postfix_str(f"{variant} {whitebox} / {attack}", refresh=False)
         for batch in batched(todo, size):
-            clips = []
-            for _clip, path in batch:
-                tensors = load_tensors(path)
-                if "adv" not in tensors:
-                    raise ValueError(f"{str(path)!r} has no 'adv' tensor")
-                clips.append(tensors["adv"].float())
+            clips = [verifier.load(path, attack, clip) for clip, path in batch]  # checksum, budget, range
             stacked = torch.stack(clips)
             if transform is not None:
                 stacked = torch.stack([transform(clip) for clip in stacked])

@@ -5,8 +5,9 @@ Output (in the config's output folder):
   adv/<whitebox>/<attack>/<clip>.safetensors
       tensor "adv" (C, T, H, W) in `save_dtype`, and header metadata "record": JSON with the clip id,
       label, the white-box model's clean and adversarial prediction and loss, the L-inf norm of the
-      saved perturbation, the attack seed, the wall time per clip and the attack's structured settings
-      (`attack_settings`: name, canonical spec, steps, eps, every resolved option)
+      saved perturbation, the attack seed, the wall time per clip, the attack's structured settings
+      (`attack_settings`: name, canonical spec, steps, eps, every resolved option), "budget" (eps, norm)
+      and a "sha256" checksum (see `vidadv.experiments.runfiles`)
   attack_records.csv, attack_summary.json   written by rank 0 once every process is done; the summary's
       "attack_settings" maps each attack name to its settings (read by `vidadv ablation`)
 
@@ -19,6 +20,7 @@ Each attack is built once per white-box model and called for every batch with th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import io
@@ -34,25 +36,29 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from vidadv.attacks.core import NonFiniteGradientError
 from vidadv.experiments.config import AttackSpec, ConfigError, ExperimentConfig, resolve_device
+from vidadv.experiments.runfiles import (
+    Budget,
+    adversarial_metadata,
+    attack_budget,
+    budget_tolerance,
+    dtype_resolution,
+    is_current,
+)
 from vidadv.experiments.runtime import (
     ADV_FORMAT,
+    DEFAULT_FACTORIES,
     RUN_FORMAT,
-    AttackFactory,
-    DatasetFactory,
-    ModelFactory,
+    Factories,
     RunLayout,
     SelectedClip,
     batched,
     check_item,
     clip_seed,
-    default_attack_factory,
-    default_dataset_factory,
     determinism,
     format_table,
-    load_config_for,
     load_selection,
-    prepare_model,
     read_run_config,
     selected_clips,
     versions,
@@ -68,11 +74,12 @@ from vidadv.utils.distributed import (
 )
 from vidadv.utils.io import (
     atomic_save_tensors,
-    atomic_write_json,
-    atomic_write_text,
+    exclusive_lock,
     load_tensor_metadata,
     read_json,
     remove_stale_temporaries,
+    update_json,
+    update_text,
 )
 
 RECORD_FIELDS = (
@@ -89,11 +96,6 @@ RECORD_FIELDS = (
     "time_s",
     "seed",
 )
-
-
-def dtype_resolution(dtype: torch.dtype) -> float:
-    """Rounding error of `dtype` for values up to 1 (used as tolerance of the budget check)."""
-    return float(torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
 
 
 def read_record(path: Any) -> dict[str, Any]:
@@ -148,8 +150,14 @@ def _write_run_record(config: ExperimentConfig, layout: RunLayout, previous: dic
         "config": config.to_dict(),
         "hashed_fields": config.hashed_fields(),
     }
-    atomic_write_json(layout.run_config, record)
-    atomic_write_text(layout.config_hash_file, config.config_hash() + "\n")
+    if previous is not None and _without_time(previous) == _without_time(json.loads(json.dumps(record))):
+        record = previous  # nothing changed: leave the file alone (a finished run may be read-only)
+    update_json(layout.run_config, record)
+    update_text(layout.config_hash_file, config.config_hash() + "\n")
+
+
+def _without_time(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if key != "updated"}
 
 
 def _now() -> str:
@@ -172,12 +180,20 @@ def _work_list(
             todo = [
                 attack.name
                 for attack in config.attacks
-                if not resume
-                or any(not layout.adv_path(whitebox, attack.name, c.clip_id).exists() for c in batch)
+                if not resume or any(not _is_done(config, layout, whitebox, attack, c) for c in batch)
             ]
             if todo:
                 jobs.append((whitebox, number, todo))
     return jobs
+
+
+def _is_done(
+    config: ExperimentConfig, layout: RunLayout, whitebox: str, attack: AttackSpec, clip: SelectedClip
+) -> bool:
+    """A finished file of this (white-box, attack, clip) made with the attack's current budget (a file of
+    another budget, e.g. left by `--force` after eps changed, is redone)."""
+    path = layout.adv_path(whitebox, attack.name, clip.clip_id)
+    return path.exists() and is_current(path, attack_budget(config, attack), config.config_hash())
 
 
 def _load_batch(dataset: Any, batch: list[SelectedClip]) -> torch.Tensor:
@@ -201,16 +217,15 @@ def _build_attack(
     config: ExperimentConfig,
     attack: AttackSpec,
     model: nn.Module,
-    attack_factory: AttackFactory | None,
+    factories: Factories,
     seed: int,
     whitebox: str | None = None,
 ) -> Any:
     """Build one attack; a rejected spec/option becomes a ConfigError naming the attack."""
     options = config.attack_options(attack)
     options["seed"] = seed
-    factory = attack_factory or default_attack_factory
     try:
-        return factory(attack.spec, model, **options)
+        return factories.build_attack(attack.spec, model, **options)
     except (TypeError, ValueError) as err:
         on_model = f" on white-box model {whitebox!r}" if whitebox else ""
         raise ConfigError(
@@ -288,16 +303,14 @@ def _run_jobs(
     clips: list[SelectedClip],
     jobs: list[tuple[str, int, list[str]]],
     resume: bool,
-    model_factory: ModelFactory | None,
-    dataset_factory: DatasetFactory | None,
-    attack_factory: AttackFactory | None,
+    factories: Factories,
     progress: bool,
 ) -> int:
     """Attack this rank's jobs; returns the number of files written."""
     device = resolve_device(config.device, ctx.local_rank if ctx.is_distributed else None)
     dtype, save_dtype = config.torch_dtype, config.torch_save_dtype
     batches = batched(clips, config.batch_size)
-    dataset = (dataset_factory or default_dataset_factory)(dict(config.dataset)) if jobs else None
+    dataset = factories.build_dataset(dict(config.dataset)) if jobs else None
     total = sum(len(batches[number]) * len(todo) for _, number, todo in jobs)
     bar = tqdm(total=total, desc="attack", unit="clip", disable=not (progress and ctx.is_main), smoothing=0.1)
     model: nn.Module | None = None
@@ -308,13 +321,13 @@ def _run_jobs(
     for whitebox, number, todo in jobs:
         if whitebox != model_label:
             model, attackers = None, {}  # free the previous white-box model before loading the next
-            model = prepare_model(model_factory, config.model(whitebox), device, dtype)
+            model = factories.prepare_model(config.model(whitebox), device, dtype)
             model_label = whitebox
             # every attack built once per white-box model (each batch calls it with its own seed); building
             # them all now fails early, not hours later, if one cannot be built
             for attack in config.attacks:
                 attackers[attack.name] = _build_attack(
-                    config, attack, model, attack_factory, config.seed, whitebox
+                    config, attack, model, factories, config.seed, whitebox
                 )
                 settings[attack.name] = attack_settings(config, attack, attackers[attack.name])
         assert model is not None
@@ -327,18 +340,29 @@ def _run_jobs(
         for attack_name in todo:
             attack = config.attack(attack_name)
             paths = [layout.adv_path(whitebox, attack.name, c.clip_id) for c in batch]
-            if resume and all(path.exists() for path in paths):
+            done = [resume and _is_done(config, layout, whitebox, attack, c) for c in batch]
+            if all(done):
                 bar.update(len(batch))
                 continue
             bar.set_postfix_str(f"{whitebox} / {attack.name}", refresh=False)
-            adversarial, elapsed, evaluations = _attack_batch(
-                attack, attackers[attack.name], clean, labels, seed
-            )
+            try:
+                adversarial, elapsed, evaluations = _attack_batch(
+                    attack, attackers[attack.name], clean, labels, seed
+                )
+            except NonFiniteGradientError as err:
+                named = ", ".join(f"{batch[i].clip_id!r} (dataset index {batch[i].index})" for i in err.clips)
+                raise ValueError(
+                    f"attack {attack.name!r} on white-box model {whitebox!r}, clip {named}: {err}"
+                ) from err
             saved = adversarial.to(save_dtype)
+            budget = attack_budget(config, attack)
+            _check_adversarial(
+                saved, clean_cpu, budget, budget_tolerance(config), batch, attack.name, whitebox
+            )
             adv_preds, adv_losses = _predict_with_loss(model, saved.float(), labels, device, dtype)
             linf = (saved.float() - clean_cpu.float()).abs().flatten(1).amax(dim=1).tolist()
             for row, (clip_info, path) in enumerate(zip(batch, paths, strict=True)):
-                if resume and path.exists():
+                if done[row]:
                     continue
                 record = {
                     "whitebox": whitebox,
@@ -360,12 +384,37 @@ def _run_jobs(
                     "config_hash": config.config_hash(),
                     "settings": settings[attack.name],
                 }
-                metadata = {"format": ADV_FORMAT, "record": json.dumps(record)}
-                atomic_save_tensors(path, {"adv": saved[row]}, metadata)
+                atomic_save_tensors(
+                    path, {"adv": saved[row]}, adversarial_metadata(saved[row], record, budget)
+                )
                 written += 1
             bar.update(len(batch))
     bar.close()
     return written
+
+
+def _check_adversarial(
+    saved: torch.Tensor,
+    clean: torch.Tensor,
+    budget: Budget,
+    tolerance: float,
+    batch: list[SelectedClip],
+    attack: str,
+    whitebox: str,
+) -> None:
+    """Refuse to write an adversarial clip that is non-finite, leaves [0, 1] or exceeds its budget."""
+    for row, clip_info in enumerate(batch):
+        adv = saved[row].float()
+        where = f"attack {attack!r} on white-box model {whitebox!r} returned for clip {clip_info.clip_id!r}"
+        if not bool(torch.isfinite(adv).all()):
+            raise ValueError(f"{where} a clip with NaN/Inf values")
+        if float(adv.min()) < 0 or float(adv.max()) > 1:
+            raise ValueError(
+                f"{where} values in [{float(adv.min()):.8g}, {float(adv.max()):.8g}], outside [0, 1]"
+            )
+        distance = budget.distance(adv - clean[row].float())
+        if not distance <= budget.eps + tolerance:
+            raise ValueError(f"{where} a perturbation of size {distance:.6g}, over its budget {budget}")
 
 
 def _finite(value: float) -> float | None:
@@ -433,8 +482,8 @@ def summarize_attack_run(
     )
     writer.writeheader()
     writer.writerows(records)
-    atomic_write_text(layout.records_csv, buffer.getvalue())
-    atomic_write_json(layout.attack_summary, summary)
+    update_text(layout.records_csv, buffer.getvalue())
+    update_json(layout.attack_summary, summary)
     return summary
 
 
@@ -483,31 +532,29 @@ def run_attack(
     force: bool = False,
     resume: bool = True,
     *,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
-    attack_factory: AttackFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     progress: bool = True,
 ) -> int:
     """`vidadv attack CONFIG`: attack every selected clip; returns 0 when the run is complete.
 
     force: resume into a folder made with a different config. resume=False recomputes (and
     overwrites) every file. Under torchrun (WORLD_SIZE > 1) the work is sharded over the processes.
+    factories: where models, the dataset and the attacks come from (tests inject stand-ins).
     """
-    config = load_config_for(config, model_factory, attack_factory, dataset_factory)
+    config = factories.load_config(config)
     layout = RunLayout.of(config.output_dir)
     previous = check_resume(config, layout, force)
     ctx = init_distributed(config.device)
+    lock = exclusive_lock(layout.root, "vidadv attack") if ctx.is_main else contextlib.nullcontext()
     try:
-        with determinism(config.deterministic):
+        with lock, determinism(config.deterministic):
             clips, summary, written = _attack_all_ranks(
                 config,
                 ctx,
                 layout,
                 previous,
                 resume,
-                model_factory,
-                dataset_factory,
-                attack_factory,
+                factories,
                 progress,
             )
     finally:
@@ -526,9 +573,7 @@ def _attack_all_ranks(
     layout: RunLayout,
     previous: dict[str, Any] | None,
     resume: bool,
-    model_factory: ModelFactory | None,
-    dataset_factory: DatasetFactory | None,
-    attack_factory: AttackFactory | None,
+    factories: Factories,
     progress: bool,
 ) -> tuple[list[SelectedClip], dict[str, Any] | None, int]:
     """The body of run_attack on every rank: selection, work list, sharded attacks, rank-0 summary."""
@@ -538,9 +583,7 @@ def _attack_all_ranks(
                 f"no clip selection in {layout.root}: run `vidadv select {config.source or 'CONFIG'}` first "
                 "(or set selection: auto)"
             )
-        compute_selection(
-            config, ctx, model_factory=model_factory, dataset_factory=dataset_factory, progress=progress
-        )
+        compute_selection(config, ctx, factories=factories, progress=progress)
         barrier(ctx)
     selection = load_selection(layout)
     if selection.get("selection_hash") != config.selection_hash():
@@ -566,9 +609,7 @@ def _attack_all_ranks(
         clips,
         shard(jobs, ctx),
         resume,
-        model_factory,
-        dataset_factory,
-        attack_factory,
+        factories,
         progress,
     )
     total_written = sum(all_gather_objects(ctx, written))

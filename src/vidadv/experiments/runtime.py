@@ -1,4 +1,4 @@
-"""Pieces shared by `select`, `attack` and `evaluate`: run-folder layout, factories, seeds, batching."""
+"""Pieces shared by `select`, `attack` and `evaluate`: run-folder layout, `Factories`, seeds, batching."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import platform
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,8 +16,11 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from vidadv.attacks import build_attack
+from vidadv.data import build_dataset
 from vidadv.evaluation.report import format_table as format_table  # re-exported for the commands
-from vidadv.experiments.config import ExperimentConfig, ModelSpec, load_config
+from vidadv.experiments.config import ExperimentConfig, ModelSpec, config_from_dict, load_config
+from vidadv.models import load_model
 from vidadv.utils.io import jsonable as jsonable  # re-exported for the commands
 from vidadv.utils.io import read_json
 
@@ -39,14 +42,12 @@ AttackFactory = Callable[..., SeededAttack]
 
 
 # ------------------------------------------------------------------------------------------------
-# Default factories (the real vidadv parts, imported lazily)
+# Factories: the real vidadv parts, or stand-ins injected by tests
 # ------------------------------------------------------------------------------------------------
 
 
 def default_model_factory(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> nn.Module:
     """`vidadv.models.load_model` with the config's checkpoint / num_classes / mean / std."""
-    from vidadv.models import load_model
-
     return load_model(
         spec.name,
         checkpoint=spec.checkpoint,
@@ -59,48 +60,60 @@ def default_model_factory(spec: ModelSpec, device: torch.device, dtype: torch.dt
 
 def default_dataset_factory(spec: dict[str, Any]) -> Any:
     """`vidadv.data.build_dataset(spec)`."""
-    from vidadv.data import build_dataset
-
     return build_dataset(spec)
 
 
 def default_attack_factory(spec: str, model: nn.Module, **options: Any) -> SeededAttack:
     """`vidadv.attacks.build_attack(spec, model, **options)`."""
-    from vidadv.attacks import build_attack
-
     return build_attack(spec, model, **options)
 
 
-def load_config_for(
-    config: Any,
-    model_factory: ModelFactory | None = None,
-    attack_factory: AttackFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
-) -> ExperimentConfig:
-    """Load a config; name checks against the model/attack registries are skipped for injected factories."""
-    kwargs: dict[str, Any] = {}
-    if model_factory is not None:
-        kwargs["model_names"] = None
-    if attack_factory is not None:
-        kwargs["attack_names"] = None
-    if dataset_factory is not None:
-        kwargs["check_dataset_files"] = False
-        kwargs["dataset_check"] = None
-    return load_config(config, **kwargs)
+@dataclass(frozen=True)
+class Factories:
+    """What a run builds its models, dataset and attacks with; tests inject stand-ins.
+
+    load_model(spec, device, dtype), build_dataset(spec dict) and build_attack(spec, model, **options)
+    default to vidadv's own `load_model`, `build_dataset` and `build_attack`.
+    """
+
+    load_model: ModelFactory = default_model_factory
+    build_dataset: DatasetFactory = default_dataset_factory
+    build_attack: AttackFactory = default_attack_factory
+
+    def load_config(self, config: Any, source: str | None = None) -> ExperimentConfig:
+        """Load a config (a file, a mapping or an `ExperimentConfig`); checks against vidadv's registries
+        are skipped for the parts replaced here. The attacks are validated with this `build_attack`.
+        """
+        kwargs: dict[str, Any] = {"attack_builder": self.build_attack}
+        if self.load_model is not default_model_factory:
+            kwargs["model_names"] = None
+        if self.build_attack is not default_attack_factory:
+            kwargs["attack_names"] = None
+        if self.build_dataset is not default_dataset_factory:
+            kwargs["check_dataset_files"] = False
+            kwargs["dataset_check"] = None
+        if isinstance(config, Mapping):
+            return config_from_dict(config, source=source, **kwargs)
+        return load_config(config, **kwargs)
+
+    def prepare_model(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> nn.Module:
+        """Build a model, move it to device/dtype, put it in eval mode and freeze its parameters."""
+        model = self.load_model(spec, device, dtype)
+        if not isinstance(model, nn.Module):
+            raise TypeError(
+                f"the model factory returned {type(model).__name__} for {spec.label!r}, not an nn.Module"
+            )
+        model = model.to(device=device, dtype=dtype).eval()
+        model.requires_grad_(False)
+        return model
+
+    @property
+    def real_models(self) -> bool:
+        """Whether models come from vidadv's registry (so config model names are checked against it)."""
+        return self.load_model is default_model_factory
 
 
-def prepare_model(
-    factory: ModelFactory | None, spec: ModelSpec, device: torch.device, dtype: torch.dtype
-) -> nn.Module:
-    """Build a model, move it to device/dtype, put it in eval mode and freeze its parameters."""
-    model = (factory or default_model_factory)(spec, device, dtype)
-    if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"the model factory returned {type(model).__name__} for {spec.label!r}, not an nn.Module"
-        )
-    model = model.to(device=device, dtype=dtype).eval()
-    model.requires_grad_(False)
-    return model
+DEFAULT_FACTORIES = Factories()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -271,6 +284,15 @@ def check_item(item: Any, index: int) -> tuple[torch.Tensor, int, str]:
         raise TypeError(f"dataset item {index}: label must be an int, got {label!r}")
     if not isinstance(clip_id, str) or not clip_id:
         raise TypeError(f"dataset item {index}: clip_id must be a non-empty str, got {clip_id!r}")
+    bad = ~torch.isfinite(clip) | (clip < 0) | (clip > 1)
+    if bool(bad.any()):
+        where = bad.nonzero()[0].tolist()
+        count = int(bad.sum())
+        raise ValueError(
+            f"dataset item {index} ({clip_id!r}): pixel value {float(clip[tuple(where)]):.8g} at "
+            f"(c, t, h, w) = {tuple(where)} is outside [0, 1]"
+            + (f" ({count - 1} more such value(s))" if count > 1 else "")
+        )
     return clip, int(label), clip_id
 
 
@@ -288,6 +310,12 @@ def same_shape_runs(clips: Sequence[torch.Tensor]) -> list[list[int]]:
         else:
             runs.append([position])
     return runs
+
+
+def misclassified_by(predictions: Mapping[str, int], label: int) -> dict[str, int]:
+    """The models that get a clip wrong ({model: predicted class}); the paper attacks (and analyzes)
+    only clips for which this is empty, i.e. clips every model classifies correctly."""
+    return {name: int(pred) for name, pred in predictions.items() if int(pred) != label}
 
 
 @torch.no_grad()

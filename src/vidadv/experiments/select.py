@@ -20,17 +20,15 @@ from tqdm.auto import tqdm
 
 from vidadv.experiments.config import ConfigError, ExperimentConfig, resolve_device
 from vidadv.experiments.runtime import (
+    DEFAULT_FACTORIES,
     SELECTION_FORMAT,
-    DatasetFactory,
-    ModelFactory,
+    Factories,
     RunLayout,
     check_item,
-    default_dataset_factory,
     format_table,
-    load_config_for,
     load_selection,
+    misclassified_by,
     predict,
-    prepare_model,
     same_shape_runs,
 )
 from vidadv.utils.distributed import (
@@ -82,14 +80,14 @@ def _evaluate_shard(
     ctx: DistContext,
     dataset: Any,
     indices: list[int],
-    model_factory: ModelFactory | None,
+    factories: Factories,
     progress: bool,
 ) -> list[dict[str, Any]]:
     """Load and classify this rank's clips; one result dict per dataset index."""
     device = resolve_device(config.device, ctx.local_rank if ctx.is_distributed else None)
     dtype = config.torch_dtype
     labels = config.selection_models
-    models = {label: prepare_model(model_factory, config.model(label), device, dtype) for label in labels}
+    models = {label: factories.prepare_model(config.model(label), device, dtype) for label in labels}
     results: list[dict[str, Any]] = []
     pending: list[tuple[int, torch.Tensor, int, str]] = []
 
@@ -103,7 +101,7 @@ def _evaluate_shard(
             for row, position in enumerate(run):
                 index, _, label, clip_id = pending[position]
                 preds = {name: int(p[row]) for name, p in predictions.items()}
-                wrong = {name: pred for name, pred in preds.items() if pred != label}
+                wrong = misclassified_by(preds, label)
                 result: dict[str, Any] = {"index": index, "clip_id": clip_id, "label": label, "preds": preds}
                 if wrong:
                     detail = ", ".join(f"{name} (predicted {pred})" for name, pred in wrong.items())
@@ -116,8 +114,8 @@ def _evaluate_shard(
         try:
             clip, label, clip_id = check_item(dataset[index], index)
         except (TypeError, ValueError, OSError, RuntimeError, KeyError, IndexError) as err:
-            if isinstance(err, TypeError) and str(err).startswith("dataset item"):
-                raise  # a dataset that returns malformed items is a bug, not a bad clip
+            if isinstance(err, TypeError | ValueError) and str(err).startswith("dataset item"):
+                raise  # malformed items or pixels outside [0, 1] are a dataset bug, not a bad clip
             clip_id_hint, label_hint = _describe_unloaded(dataset, index)
             results.append(
                 {
@@ -177,13 +175,12 @@ def compute_selection(
     config: ExperimentConfig,
     ctx: DistContext,
     *,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     progress: bool = True,
 ) -> dict[str, Any] | None:
     """Run the selection (sharded when distributed); rank 0 writes and returns the selection dict."""
     layout = RunLayout.of(config.output_dir)
-    dataset = (dataset_factory or default_dataset_factory)(dict(config.dataset))
+    dataset = factories.build_dataset(dict(config.dataset))
     try:
         total = len(dataset)
     except TypeError as err:
@@ -192,7 +189,7 @@ def compute_selection(
         raise ValueError(f"the dataset {dict(config.dataset)} has no clips")
     count = total if config.max_clips is None else min(total, config.max_clips)
     mine = shard(list(range(count)), ctx)
-    results = _evaluate_shard(config, ctx, dataset, mine, model_factory, progress)
+    results = _evaluate_shard(config, ctx, dataset, mine, factories, progress)
     gathered = all_gather_objects(ctx, results)
     if not ctx.is_main:
         return None
@@ -245,8 +242,7 @@ def run_select(
     config: Any,
     force: bool = False,
     *,
-    model_factory: ModelFactory | None = None,
-    dataset_factory: DatasetFactory | None = None,
+    factories: Factories = DEFAULT_FACTORIES,
     progress: bool = True,
 ) -> int:
     """`vidadv select CONFIG`: write selection.json/.csv in the output folder; returns an exit code.
@@ -254,7 +250,7 @@ def run_select(
     An existing selection made with the same dataset and models is kept (and summarized); one made
     with different ones is an error unless `force`, which recomputes it.
     """
-    config = load_config_for(config, model_factory, None, dataset_factory)
+    config = factories.load_config(config)
     layout = RunLayout.of(config.output_dir)
     if layout.selection_json.exists():
         existing = load_selection(layout)
@@ -269,9 +265,7 @@ def run_select(
             )
     ctx = init_distributed(config.device)
     try:
-        selection = compute_selection(
-            config, ctx, model_factory=model_factory, dataset_factory=dataset_factory, progress=progress
-        )
+        selection = compute_selection(config, ctx, factories=factories, progress=progress)
         barrier(ctx)
     finally:
         finalize(ctx)

@@ -240,10 +240,26 @@ def _fill_aliases(network: nn.Module, state: Mapping[str, torch.Tensor]) -> dict
     return state
 
 
+def check_finite_weights(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Raise ValueError naming the first floating-point tensor of `state` holding NaN or Inf (such weights
+    make every logit, loss and gradient non-finite, and an attack step zero)."""
+    for key, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            finite = torch.isfinite(tensor)
+            if not bool(finite.all()):
+                bad = int((~finite).sum())
+                raise ValueError(
+                    f"{source}: tensor {key!r} holds {bad} NaN/Inf value(s) of {tensor.numel()}; "
+                    "the weights are damaged"
+                )
+
+
 def load_network_state(
     network: nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint"
 ) -> None:
-    """Load `state` into `network` strictly, with a clear error on missing/unexpected keys or shapes."""
+    """Load `state` into `network` strictly, with a clear error on missing/unexpected keys or shapes
+    and on NaN/Inf weights."""
+    check_finite_weights(state, source)
     expected = network.state_dict()
     state = _fill_aliases(network, state)
     missing = [k for k in expected if k not in state]

@@ -22,7 +22,12 @@ def check_labels(
     """
     if labels is None:
         raise ValueError(f"{name} is required")
-    tensor = torch.as_tensor(labels, device=device)
+    if isinstance(labels, str | bytes):
+        raise TypeError(f"{name} must be integer class indices, got the string {labels!r}")
+    try:
+        tensor = torch.as_tensor(labels, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be integer class indices (a tensor or ints), got {labels!r}") from None
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{name} must be integer class indices, got dtype {tensor.dtype}")
     if n is not None and tensor.shape != (n,):
