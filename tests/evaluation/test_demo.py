@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,20 @@ def test_quick_demo_writes_consistent_results(quick_demo: tuple[Path, int]) -> N
         pair_rows = list(csv.DictReader(handle))
     assert len(pair_rows) == len(results["pairs"])
     assert all(r["95 % CI"].startswith("[") and r["95 % CI"].endswith("]") for r in pair_rows)
+
+    # the report: findings first, the significance marks follow the intervals, provenance, gallery
+    html = (out / "report.html").read_text()
+    assert html.index('class="findings"') < html.index("<h2>")
+    text = re.sub(r"<[^>]+>", "", html)
+    assert results["findings"] and all(sentence in text for sentence in results["findings"])
+    significant = [r for r in results["pairs"] if r["lo"] > 0 or r["hi"] < 0]
+    assert html.count('<tr class="sig') == len(significant)
+    for fact in ("clean accuracy", "config hash", "selection rule", "kernel_size=15", "attack TI+TT(1)"):
+        assert fact in html, fact
+    gallery = set(re.findall(r'src="(gallery/[^"]+\.png)"', html))
+    assert len(gallery) == 7 and all((out / src).is_file() for src in gallery)  # one clean + 3 x (adv, delta)
+    assert "(fooled)" in html and "amplified 8.0" in html
+    assert "base64" not in html
 
     # rerunning resumes: nothing is attacked again and the results are the same
     before = (out / "asr.csv").read_text()
