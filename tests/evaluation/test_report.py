@@ -22,6 +22,7 @@ from vidadv.evaluation.report import (
     amplified_perturbation,
     clip_to_gif,
     clip_to_png,
+    folder_links,
     gallery_item,
     perturbation_display,
     plot_asr_bars,
@@ -222,3 +223,18 @@ def test_report_writer_opens_with_findings_and_links_every_file(tmp_path: Path) 
     assert "<dt>seed</dt><dd>3</dd>" in text
     for href in ('href="asr.csv"', 'href="report.html"', 'href="sub/notes.txt"'):
         assert href in text, href
+
+
+def test_folder_links_list_every_file_and_cap_large_folders(tmp_path: Path) -> None:
+    (tmp_path / "adv").mkdir()
+    for index in range(5):
+        (tmp_path / "adv" / f"clip {index}.safetensors").write_bytes(b"x")
+    (tmp_path / "asr.csv").write_text("a\n")
+    (tmp_path / ".hidden").write_text("x")
+    links = folder_links(tmp_path, max_per_folder=3)
+    assert links[0] == ("", [("asr.csv", "asr.csv")], 1)
+    folder, files, total = links[1]
+    assert folder == "adv" and total == 5 and len(files) == 3
+    assert files[0] == ("clip 0.safetensors", "adv/clip%200.safetensors")
+    text = write_html_report(tmp_path, "t", [], links=links).read_text()
+    assert "(5 files, the first 3 listed)" in text and 'href="adv/clip%200.safetensors"' in text

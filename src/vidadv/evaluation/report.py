@@ -668,9 +668,11 @@ def _figure(image: str | os.PathLike[str] | Figure, folder: Path) -> dict[str, s
 
 
 def folder_links(
-    folder: str | os.PathLike[str], exclude: Sequence[str] = ()
-) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Every file under `folder` as (sub-folder, [(name, relative link)]), top-level files first."""
+    folder: str | os.PathLike[str], exclude: Sequence[str] = (), max_per_folder: int = 200
+) -> list[tuple[str, list[tuple[str, str]], int]]:
+    """Every file under `folder` as (sub-folder, [(name, relative link)], number of files), top-level files
+    first; a sub-folder with more than `max_per_folder` files lists only the first ones (its own link
+    opens the rest)."""
     root = Path(folder)
     groups: dict[str, list[tuple[str, str]]] = {}
     for path in sorted(root.rglob("*")):
@@ -681,7 +683,8 @@ def folder_links(
         groups.setdefault("" if parent == "." else parent, []).append(
             (relative.name, quote(relative.as_posix()))
         )
-    return sorted(groups.items(), key=lambda item: (item[0] != "", item[0]))
+    ordered = sorted(groups.items(), key=lambda item: (item[0] != "", item[0]))
+    return [(name, files if not name else files[:max_per_folder], len(files)) for name, files in ordered]
 
 
 def write_html_report(
@@ -692,7 +695,7 @@ def write_html_report(
     *,
     findings: Sequence[str] = (),
     provenance: Mapping[str, Any] | None = None,
-    links: Sequence[tuple[str, Sequence[tuple[str, str]]]] = (),
+    links: Sequence[tuple[str, Sequence[tuple[str, str]], int]] = (),
     gallery_px: int = 128,
 ) -> Path:
     """Write the HTML report (jinja2 template `templates/report.html.j2`).
@@ -833,9 +836,9 @@ class ReportWriter:
         links = folder_links(self.folder) if link_files else []
         if link_files:  # the report links itself too (it may not exist yet)
             if not links or links[0][0] != "":
-                links.insert(0, ("", []))
+                links.insert(0, ("", [], 0))
             if all(name != filename for name, _ in links[0][1]):
-                links[0][1].append((filename, quote(filename)))
+                links[0] = ("", [*links[0][1], (filename, quote(filename))], links[0][2] + 1)
         path = write_html_report(
             self.folder, title, self.sections, filename, findings=findings, provenance=provenance, links=links
         )
