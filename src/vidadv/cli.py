@@ -15,11 +15,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_zoo(args: argparse.Namespace) -> int:
-    from vidadv.models import zoo
+    from vidadv.training import print_zoo, run_train  # imported on use: keeps `vidadv --help` fast
 
     if args.zoo_command == "list":
-        return zoo.print_zoo()
-    return zoo.run_train(models=args.models, out_dir=args.out, steps=args.steps, seed=args.seed)
+        return print_zoo()
+    return run_train(models=args.models, out_dir=args.out, steps=args.steps, seed=args.seed)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

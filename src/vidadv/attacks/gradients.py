@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidadv.models.common import scale_grad
 from vidadv.models.gradcam import logits_and_cam
 
 __all__ = [
@@ -149,17 +150,6 @@ def smooth_gradient(grad: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv3d(grad, weight, padding=(0, k // 2, k // 2), groups=C)
 
 
-class _ScaleGradCopy(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.scale = scale
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return grad * ctx.scale, None
-
-
 _BLOCK_MARKERS = ("Bottleneck", "BasicBlock")
 
 
@@ -221,7 +211,7 @@ def skip_gradient(model: nn.Module, gamma: float) -> Iterator[None]:
         for module, scale in targets:
 
             def hook(_m: nn.Module, _inp: object, out: torch.Tensor, s: float = scale) -> torch.Tensor:
-                return _ScaleGradCopy.apply(out, s)
+                return scale_grad(out, s)
 
             handles.append(module.register_forward_hook(hook))
         yield
