@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,14 @@ def test_loading_weights_leaves_the_global_generator_alone(tmp_path: Path) -> No
     load_model("nl50", checkpoint=path, layers=(1, 1, 1, 1), base_channels=4)
     load_model("slowfast-s")
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_models_import_no_higher_layer() -> None:
+    """vidadv.models sits under attacks, training, evaluation, analysis and experiments."""
+    code = (
+        "import sys, vidadv.models; "
+        "print(sorted(m for m in sys.modules if m.startswith('vidadv.') and m.split('.')[1] in "
+        "('attacks', 'training', 'evaluation', 'analysis', 'experiments', 'cli')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
