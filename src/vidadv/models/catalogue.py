@@ -219,7 +219,9 @@ def standard_loader(
 
     Without any weights the network keeps its random initialization (a UserWarning says so).
     """
-    assert entry.builder is not None  # noqa: S101 (ModelEntry guarantees a builder or a loader)
+    build = entry.builder
+    if build is None:
+        raise ValueError(f"model entry {entry.name!r} has no builder; give it a loader")
     path = checkpoint if checkpoint is not None else entry.weights
     if path is None:
         warnings.warn(
@@ -227,19 +229,16 @@ def standard_loader(
             UserWarning,
             stacklevel=3,
         )
-        return entry.builder(num_classes=num_classes or entry.num_classes, **overrides), entry
+        return build(num_classes=num_classes or entry.num_classes, **overrides), entry
     state = entry.read_weights(path)
-    stored = checkpoint_num_classes(
-        state,
-        classifier_keys(lambda n: entry.builder(num_classes=n, **overrides)),  # type: ignore[misc]
-    )
+    stored = checkpoint_num_classes(state, classifier_keys(lambda n: build(num_classes=n, **overrides)))
     if num_classes is not None and stored is not None and stored != num_classes:
         raise ValueError(
             f"class-count mismatch: checkpoint {str(path)!r} has {stored} classes, asked for "
             f"num_classes={num_classes}"
         )
     # The weights replace the initialization: draw it from a private generator, not torch's global one.
-    network = entry.builder(
+    network = build(
         num_classes=num_classes or stored or entry.num_classes,
         generator=torch.Generator().manual_seed(0),
         **overrides,
