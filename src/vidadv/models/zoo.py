@@ -103,111 +103,65 @@ class ZooSpec:
     min_frames: int
 
 
-_NUM_CLASSES = 12  # len(vidadv.data.synthetic.CLASS_NAMES); checked when training
+def json_form(value: Any) -> Any:
+    """`value` as it reads back from JSON (tuples -> lists, keys -> strings)."""
+    return json.loads(json.dumps(value))
 
+
+_NUM_CLASSES = 12  # len(vidadv.data.synthetic.CLASS_NAMES); checked when training
+_SMALL, _LARGE = (1, 1, 1, 1), (2, 2, 2, 2)
+_SLOWFAST = {"base_channels": 8, "alpha": 4, "beta": 4, "fusion_kernel_size": 5, "num_classes": _NUM_CLASSES}
+_TPN = {
+    "base_channels": 8,
+    "neck_groups": 8,
+    "inflate": (True, True, True, True),
+    "stem_temporal_kernel": 5,
+    "stem_temporal_stride": 4,
+    "num_classes": _NUM_CLASSES,
+}
+#: Per family: the attention layer at 32x32 (the stage before the last, 2x2 in space) and min_frames.
+_FAMILY_FACTS = {
+    "i3d_nonlocal": ("network.res_layers.2", 5),
+    "slowfast": ("network.slow_res4", 4),
+    "tpn": ("network.layer3", 32),
+}
+
+
+def _spec(name: str, family: str, seed: int, analogue: str, **constructor: Any) -> ZooSpec:
+    attention_layer, min_frames = _FAMILY_FACTS[family]
+    # The constructor is stored in JSON form (tuples as lists, keys as strings), as the manifest has it.
+    return ZooSpec(name, family, json_form(constructor), attention_layer, seed, analogue, min_frames)
+
+
+# fmt: off
 ZOO_SPECS: dict[str, ZooSpec] = {
     spec.name: spec
     for spec in (
-        ZooSpec(
-            "nl-s",
-            "i3d_nonlocal",
-            {
-                "layers": [1, 1, 1, 1],
-                "base_channels": 8,
-                "num_classes": _NUM_CLASSES,
-                "nonlocal_blocks": {"1": [0]},
-            },
-            "network.res_layers.2",
-            seed=101,
-            analogue="i3d_nl5_resnet50_v1_kinetics400",
-            min_frames=5,
+        _spec(
+            "nl-s", "i3d_nonlocal", 101, "i3d_nl5_resnet50_v1_kinetics400",
+            layers=_SMALL, base_channels=8, num_classes=_NUM_CLASSES, nonlocal_blocks={1: (0,)},
         ),
-        ZooSpec(
-            "nl-l",
-            "i3d_nonlocal",
-            {
-                "layers": [2, 2, 2, 2],
-                "base_channels": 8,
-                "num_classes": _NUM_CLASSES,
-                "nonlocal_blocks": {"1": [1], "2": [1]},
-            },
-            "network.res_layers.2",
-            seed=102,
-            analogue="i3d_nl5_resnet101_v1_kinetics400",
-            min_frames=5,
+        _spec(
+            "nl-l", "i3d_nonlocal", 102, "i3d_nl5_resnet101_v1_kinetics400",
+            layers=_LARGE, base_channels=8, num_classes=_NUM_CLASSES, nonlocal_blocks={1: (1,), 2: (1,)},
         ),
-        ZooSpec(
-            "slowfast-s",
-            "slowfast",
-            {
-                "layers": [1, 1, 1, 1],
-                "base_channels": 8,
-                "alpha": 4,
-                "beta": 4,
-                "fusion_kernel_size": 5,
-                "num_classes": _NUM_CLASSES,
-            },
-            "network.slow_res4",
-            seed=201,
-            analogue="slowfast_8x8_resnet50_kinetics400",
-            min_frames=4,
+        _spec("slowfast-s", "slowfast", 201, "slowfast_8x8_resnet50_kinetics400", layers=_SMALL, **_SLOWFAST),
+        _spec(
+            "slowfast-l", "slowfast", 202, "slowfast_8x8_resnet101_kinetics400",
+            layers=_LARGE, **_SLOWFAST,
         ),
-        ZooSpec(
-            "slowfast-l",
-            "slowfast",
-            {
-                "layers": [2, 2, 2, 2],
-                "base_channels": 8,
-                "alpha": 4,
-                "beta": 4,
-                "fusion_kernel_size": 5,
-                "num_classes": _NUM_CLASSES,
-            },
-            "network.slow_res4",
-            seed=202,
-            analogue="slowfast_8x8_resnet101_kinetics400",
-            min_frames=4,
+        _spec(
+            "tpn-s", "tpn", 301, "tpn_resnet50_f32s2_kinetics400",
+            layers=_SMALL, neck_channels=32, temporal_scales=(8, 8), **_TPN,
         ),
-        ZooSpec(
-            "tpn-s",
-            "tpn",
-            {
-                "layers": [1, 1, 1, 1],
-                "base_channels": 8,
-                "neck_channels": 32,
-                "neck_groups": 8,
-                "temporal_scales": [8, 8],
-                "inflate": [True, True, True, True],
-                "stem_temporal_kernel": 5,
-                "stem_temporal_stride": 4,
-                "num_classes": _NUM_CLASSES,
-            },
-            "network.layer3",
-            seed=301,
-            analogue="tpn_resnet50_f32s2_kinetics400",
-            min_frames=32,
-        ),
-        ZooSpec(
-            "tpn-l",
-            "tpn",
-            {
-                "layers": [2, 2, 2, 2],
-                "base_channels": 8,
-                "neck_channels": 64,
-                "neck_groups": 8,
-                "temporal_scales": [4, 8],
-                "inflate": [True, True, True, True],
-                "stem_temporal_kernel": 5,
-                "stem_temporal_stride": 4,
-                "num_classes": _NUM_CLASSES,
-            },
-            "network.layer3",
-            seed=302,
-            analogue="tpn_resnet101_f32s2_kinetics400",
-            min_frames=32,
+        _spec(
+            "tpn-l", "tpn", 302, "tpn_resnet101_f32s2_kinetics400",
+            layers=_LARGE, neck_channels=64, temporal_scales=(4, 8), **_TPN,
         ),
     )
 }
+# fmt: on
+
 
 #: The family classes, by `ZooSpec.family`.
 FAMILY_CLASSES: dict[str, type[nn.Module]] = {"i3d_nonlocal": I3DNonLocal, "slowfast": SlowFast, "tpn": TPN}
@@ -269,11 +223,6 @@ def weights_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def json_form(value: Any) -> Any:
-    """`value` as it reads back from JSON (tuples -> lists, keys -> strings)."""
-    return json.loads(json.dumps(value))
 
 
 def zoo_manifest(weights_dir: str | Path | None = None) -> dict[str, Any]:
