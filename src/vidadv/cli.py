@@ -9,21 +9,21 @@ from collections.abc import Callable, Sequence
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vidadv.experiments.demo import run_demo
+    from vidadv.experiments.demo import run_demo  # on use: keeps `vidadv --help` fast
 
     return run_demo(out_dir=args.out, quick=args.quick, clips_per_class=args.clips_per_class, seed=args.seed)
 
 
 def _cmd_zoo(args: argparse.Namespace) -> int:
-    from vidadv.models import zoo
+    from vidadv.training import print_zoo, run_train  # imported on use: keeps `vidadv --help` fast
 
     if args.zoo_command == "list":
-        return zoo.print_zoo()
-    return zoo.run_train(models=args.models, out_dir=args.out, steps=args.steps, seed=args.seed)
+        return print_zoo()
+    return run_train(models=args.models, out_dir=args.out, steps=args.steps, seed=args.seed)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from vidadv.models import available_models
+    from vidadv.models import available_models  # on use: keeps `vidadv --help` fast
 
     for name in available_models():
         print(name)
@@ -31,19 +31,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from vidadv.experiments import run_select
+    from vidadv.experiments import run_select  # on use: keeps `vidadv --help` fast
 
     return run_select(args.config, force=args.force)
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
-    from vidadv.experiments import run_attack
+    from vidadv.experiments import run_attack  # on use: keeps `vidadv --help` fast
 
     return run_attack(args.config, force=args.force, resume=not args.no_resume)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from vidadv.experiments import run_evaluate
+    from vidadv.experiments import run_evaluate  # on use: keeps `vidadv --help` fast
 
     return run_evaluate(
         args.run,
@@ -56,7 +56,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from vidadv.experiments import run_compare
+    from vidadv.experiments import run_compare  # on use: keeps `vidadv --help` fast
 
     return run_compare(
         args.run,
@@ -70,13 +70,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from vidadv.experiments import run_analyze
+    from vidadv.experiments import run_analyze  # on use: keeps `vidadv --help` fast
 
     return run_analyze(args.config, force=args.force)
 
 
 def _cmd_ablation(args: argparse.Namespace) -> int:
-    from vidadv.experiments.ablation import run_ablation_report
+    from vidadv.experiments.ablation import run_ablation_report  # on use: keeps `vidadv --help` fast
 
     return run_ablation_report(
         args.run,

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidadv.models.common import residual_blocks, scale_grad
 from vidadv.models.gradcam import logits_and_cam
 
 __all__ = [
@@ -165,17 +166,6 @@ def smooth_gradient(grad: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv3d(grad, weight, padding=(0, k // 2, k // 2), groups=C)
 
 
-class _ScaleGradCopy(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.scale = scale
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return grad * ctx.scale, None
-
-
 _BLOCK_MARKERS = ("Bottleneck", "BasicBlock")
 
 
@@ -200,8 +190,6 @@ def _foreign_relu_hooks(model: nn.Module, gamma: float) -> list[tuple[nn.Module,
 
 def check_skip_gradient(model: nn.Module) -> None:
     """Raise ValueError unless SGM can modify `model` (see `skip_gradient`)."""
-    from vidadv.models.common import residual_blocks
-
     if not residual_blocks(model) and not _foreign_relu_hooks(model, 1.0):
         raise ValueError(
             "SGM needs a residual network: the model has no vidadv ResidualBlock and no ReLU inside "
@@ -214,8 +202,6 @@ def skip_gradient(model: nn.Module, gamma: float) -> Iterator[None]:
     """SGM (Wu et al. ICLR 2020): during the block, gradients through residual branches are
     multiplied by gamma (skip connections untouched). vidadv's `ResidualBlock`s get
     ``residual_grad_scale = gamma``; other models get the official ReLU backward rule."""
-    from vidadv.models.common import residual_blocks
-
     blocks = residual_blocks(model)
     if blocks:
         previous = [b.__dict__.get("residual_grad_scale") for b in blocks]
@@ -237,7 +223,7 @@ def skip_gradient(model: nn.Module, gamma: float) -> Iterator[None]:
         for module, scale in targets:
 
             def hook(_m: nn.Module, _inp: object, out: torch.Tensor, s: float = scale) -> torch.Tensor:
-                return _ScaleGradCopy.apply(out, s)
+                return scale_grad(out, s)
 
             handles.append(module.register_forward_hook(hook))
         yield

@@ -38,6 +38,7 @@ from vidadv.evaluation.report import (
 from vidadv.experiments import run_attack, run_select
 from vidadv.experiments.predictions import FLOAT, collect_predictions, load_run, run_outcomes
 from vidadv.experiments.runtime import DEFAULT_FACTORIES, check_item, slug, versions
+from vidadv.models.zoo import zoo_manifest
 from vidadv.utils.io import atomic_write_text, load_tensors
 
 ZOO_MODELS = ("nl-s", "nl-l", "slowfast-s", "slowfast-l", "tpn-s", "tpn-l")
@@ -119,8 +120,6 @@ def demo_config(
 
 
 def _check_zoo() -> None:
-    from vidadv.models.zoo import zoo_manifest
-
     manifest = zoo_manifest()  # raises a clear error when the weights are missing
     missing = [name for name in ZOO_MODELS if name not in manifest.get("models", {})]
     if missing:
