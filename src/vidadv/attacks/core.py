@@ -12,7 +12,7 @@ composition (the order of names in a spec never matters) is::
 
 Input transforms run outer to inner on a batch and expand it: VT/VR add noise copies, SIM scales,
 DI resizes/pads, TT shifts in time; all copies of all clips then go through the model as one batch,
-split into `chunk_size` rows, and the gradients go back through the transforms in reverse.
+split into `chunk_size` rows (chosen by timing when not given), and the gradients go back through the transforms in reverse.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from vidadv.attacks.estimators import SHIFT_SAMPLING, make_temporal_estimator
 from vidadv.attacks.gradients import (
     LOSSES,
     ModelGradient,
@@ -44,7 +45,6 @@ from vidadv.attacks.transforms import (
     Rows,
     ScaleInvariance,
     StepContext,
-    TemporalTranslation,
     VarianceReduction,
     VarianceTuning,
     total_copies,
@@ -186,6 +186,8 @@ _OPTIONS: dict[str, _Option] = {
     "shift_length": _Option(7, ("tt",), _int(0)),
     "weights": _Option("gaussian", ("tt",), _tt_weights),
     "strategy": _Option("adjacent", ("tt",), _choice(SHIFT_STRATEGIES)),
+    "shift_sampling": _Option("all", ("tt",), _choice(SHIFT_SAMPLING)),
+    "shift_samples": _Option(None, ("tt",), _optional_int),
 }
 
 
@@ -268,7 +270,8 @@ class Attack:
 
     Attributes: `spec` (canonical spec string), `methods`, `options` (every resolved option),
     `gradient_evaluations_per_step` (clip forward+backward passes per step per clip) and
-    `setup_gradient_evaluations` (one-off passes per clip, e.g. ATA's cached reference maps).
+    `setup_gradient_evaluations` (one-off passes per clip, e.g. ATA's cached reference maps) and
+    `gradient_evaluations_per_clip` (the whole attack's passes per clip).
     """
 
     def __init__(self, methods: tuple[str, ...], model: nn.Module, options: dict[str, Any]) -> None:
@@ -311,6 +314,17 @@ class Attack:
             else:
                 self.gradient_evaluations_per_step = 2 * copies
 
+    @property
+    def gradient_evaluations_per_clip(self) -> int:
+        """Clip forward+backward passes one clip costs over the whole attack (steps x per step + setup)."""
+        return self.steps * self.gradient_evaluations_per_step + self.setup_gradient_evaluations
+
+    @property
+    def chunk_size_used(self) -> int | None:
+        """Rows per forward/backward pass in the last gradient (the automatic choice when
+        ``chunk_size=None``; see `vidadv.attacks.chunking`)."""
+        return self.model_gradient.chunk_size_used
+
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.options.items() if not isinstance(v, nn.Module)}
         return f"Attack({self.spec!r}, {', '.join(f'{k}={v!r}' for k, v in shown.items())})"
@@ -322,8 +336,12 @@ class Attack:
             "vr": lambda: VarianceReduction(options["vr_samples"], options["vr_sigma"]),
             "sim": lambda: ScaleInvariance(options["sim_copies"]),
             "di": lambda: DiverseInputs(options["diversity_prob"], options["resize_rate"]),
-            "tt": lambda: TemporalTranslation(
-                options["shift_length"], options["weights"], options["strategy"]
+            "tt": lambda: make_temporal_estimator(
+                options["shift_length"],
+                options["weights"],
+                options["strategy"],
+                options["shift_sampling"],
+                options["shift_samples"],
             ),
         }
         return [makers[name]() for name in _TRANSFORM_ORDER if name in methods]
@@ -476,12 +494,14 @@ def build_attack(spec: str, model: nn.Module, **options: Any) -> Attack:
     """Build a composed attack from a ``+``-joined spec, e.g. ``build_attack("tt+mi", model, eps=16/255)``.
 
     Common options: eps (16/255), steps (10; fgsm: 1), step_size (eps/steps; fgsm: eps), norm
-    ("linf" | "l2"), targeted (False), loss ("ce" | "cw"), seed (0), chunk_size (None = all copies in
-    one pass), progress (False). Method options (only valid when the method is in the spec):
+    ("linf" | "l2"), targeted (False), loss ("ce" | "cw"), seed (0), chunk_size (rows per forward pass;
+    None = chosen automatically by timing, see `vidadv.attacks.chunking`), progress (False). Method options (only valid when the method is in the spec):
     mi/ni: decay=1.0, momentum_norm="clip"|"frame"; ti: kernel_size=15, kernel_nsig=3;
     di: diversity_prob=0.5, resize_rate=250/224; sim: sim_copies=5; vt: vt_samples=20, vt_beta=1.5;
     vr: vr_samples=20, vr_sigma=15/255; sgm: sgm_gamma=0.5; ata: ata_layer (default
-    model.attention_layer), ata_weight=1.0; tt: shift_length=7, weights="gaussian", strategy="adjacent".
+    model.attention_layer), ata_weight=1.0; tt: shift_length=7, weights="gaussian", strategy="adjacent",
+    shift_sampling="all" (TT; "iid" | "antithetic" | "sag": cheaper estimators, see
+    `vidadv.attacks.estimators`), shift_samples (gradients per step for those).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(
