@@ -12,7 +12,8 @@ composition (the order of names in a spec never matters) is::
 
 Input transforms run outer to inner on a batch and expand it: VT/VR add noise copies, SIM scales,
 DI resizes/pads, TT shifts in time; all copies of all clips then go through the model as one batch,
-split into `chunk_size` rows (chosen by timing when not given), and the gradients go back through the transforms in reverse.
+split into `chunk_size` rows (chosen by timing when not given), and the gradients go back through
+the transforms in reverse.
 """
 
 from __future__ import annotations
@@ -495,7 +496,8 @@ def build_attack(spec: str, model: nn.Module, **options: Any) -> Attack:
 
     Common options: eps (16/255), steps (10; fgsm: 1), step_size (eps/steps; fgsm: eps), norm
     ("linf" | "l2"), targeted (False), loss ("ce" | "cw"), seed (0), chunk_size (rows per forward pass;
-    None = chosen automatically by timing, see `vidadv.attacks.chunking`), progress (False). Method options (only valid when the method is in the spec):
+    None = chosen automatically by timing, see `vidadv.attacks.chunking`), progress (False). Method
+    options (only valid when the method is in the spec):
     mi/ni: decay=1.0, momentum_norm="clip"|"frame"; ti: kernel_size=15, kernel_nsig=3;
     di: diversity_prob=0.5, resize_rate=250/224; sim: sim_copies=5; vt: vt_samples=20, vt_beta=1.5;
     vr: vr_samples=20, vr_sigma=15/255; sgm: sgm_gamma=0.5; ata: ata_layer (default
