@@ -83,7 +83,10 @@ class SampledTemporalTranslation(InputTransform):
         self._with_centre = samples % 2 == 1
         magnitudes = [w[L]] if not self._with_centre else []
         magnitudes += [w[L + m] + w[L - m] for m in range(1, L + 1)]
-        self._magnitudes = torch.tensor(magnitudes, dtype=torch.float64) if magnitudes else None
+        self._magnitudes = None
+        if magnitudes and sum(magnitudes) > 0:
+            raw = torch.tensor(magnitudes, dtype=torch.float64)
+            self._magnitudes = raw / raw.sum()  # q(m) (odd k) or p(m) (even k)
         self._first_magnitude = 1 if self._with_centre else 0
 
     def check(self, x: torch.Tensor) -> None:
@@ -122,9 +125,8 @@ class SampledTemporalTranslation(InputTransform):
             return [0] * k, [1.0 / k] * k
         if self.scheme == "iid":
             return [_index_draw(self.weights, generator) for _ in range(k)], [1.0 / k] * k
-        if self._with_centre and float(self.weights[L]) == 1.0:  # all weight on the centre
+        if self._magnitudes is None:  # all weight on the centre
             return [L] * k, [1.0 / k] * k
-        assert self._magnitudes is not None
         magnitudes = [_index_draw(self._magnitudes, generator) + self._first_magnitude for _ in range(k // 2)]
         return self._assemble(magnitudes)
 
@@ -142,7 +144,9 @@ class SampledTemporalTranslation(InputTransform):
                 if probability > 0:
                     yield probability, (list(combo), [1.0 / k] * k)
             return
-        assert self._magnitudes is not None
+        if self._magnitudes is None:
+            yield 1.0, ([L] * k, [1.0 / k] * k)
+            return
         for combo in itertools.product(range(self._magnitudes.numel()), repeat=k // 2):
             probability = 1.0
             for m in combo:
