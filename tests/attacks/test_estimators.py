@@ -301,7 +301,7 @@ def test_automatic_chunk_size_is_timed_once_and_cached() -> None:
     assert candidate_chunk_sizes(4) == [4, 2]
     assert candidate_chunk_sizes(30) == [30, 8, 5, 3]
     model = Recorder(TinyConv())
-    x, y = clips(1, t=8), torch.tensor([1])
+    x, y = clips(1, t=16), torch.tensor([1])
     attack = build_attack("tt", model, shift_length=7, steps=3)
     attack(x, y)
     chosen = attack.chunk_size_used
@@ -316,4 +316,4 @@ def test_automatic_chunk_size_is_timed_once_and_cached() -> None:
     assert all(c.shape[0] <= chosen for c in model.calls)
     assert len(model.calls) == 3 * len(range(0, 15, chosen))
     assert torch.equal(again, build_attack("tt", model, shift_length=7, steps=3, chunk_size=chosen)(x, y))
-    assert cached_chunk_size(model, ("cpu", "torch.float64", (3, 8, 6, 6), 15, False, False, "ce")) == chosen
+    assert cached_chunk_size(model, ("cpu", "torch.float64", (3, 16, 6, 6), 15, False, False, "ce")) == chosen
