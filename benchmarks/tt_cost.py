@@ -15,6 +15,13 @@ time are printed (on a shared, loaded CPU the CPU-time ratio is the steadier one
 default, for the same reason.
 
     python benchmarks/tt_cost.py --model tiny --clip 3 16 48 48 --batch 1 --shift-length 7 --chunks 0 5 1
+
+``--sweep``: the automatic chunk size (``chunk_size=None``, `vidadv.attacks.chunking`) against every fixed
+chunk size 1..2L+1, for TT (L = 7) on NL-50 (gluoncv layout, random weights) at 32x56x56 and 32x112x112
+and the zoo's nl-l at 32x32x32; one clip, a reduced number of steps, best of --repeats with all
+configurations interleaved in one process; the automatic choice's one-off selection call is timed apart.
+
+    python benchmarks/tt_cost.py --sweep
 """
 
 from __future__ import annotations
@@ -152,6 +159,85 @@ def _child(passthrough: list[str], chunk: int, measure: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+SWEEP_CASES = (  # (model, H = W, TT steps, repeats)
+    ("nl-l", 32, 4, 3),
+    ("nl50", 56, 2, 2),
+    ("nl50", 112, 1, 2),
+)
+
+
+def _sweep_model(name: str) -> nn.Module:
+    from vidadv.models import build_network, load_model
+
+    model = build_network(name) if name == "nl50" else load_model(name)
+    return model.eval().requires_grad_(False)
+
+
+def sweep(shift_length: int = 7, threads: int = 0) -> list[dict]:
+    """TT time with the automatic chunk size against every fixed chunk size 1..2L+1 (see the docstring)."""
+    from vidadv.attacks import build_attack
+
+    if threads:
+        torch.set_num_threads(threads)
+    copies = 2 * shift_length + 1
+    print(f"torch threads {torch.get_num_threads()}; on a shared machine the times are noisy", flush=True)
+    rows = []
+    for name, size, steps, repeats in SWEEP_CASES:
+        torch.manual_seed(0)
+        model = _sweep_model(name)
+        x = torch.rand(1, 3, 32, size, size, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            y = model(x).argmax(1)
+        options = {"eps": 16 / 255, "steps": steps, "shift_length": shift_length}
+        build_attack("tt", model, chunk_size=copies, **{**options, "steps": 1})(x, y)  # warm-up
+        auto = build_attack("tt", model, chunk_size=None, **options)
+        t0 = time.perf_counter()
+        auto(x, y)  # selection: every candidate timed on the first step, then cached
+        first_call = time.perf_counter() - t0
+        selection = dict(auto.model_gradient.chunk_timings)
+        configs: list[int | None] = [None, *range(1, copies + 1)]
+        attacks = {
+            c: auto if c is None else build_attack("tt", model, chunk_size=c, **options) for c in configs
+        }
+        wall: dict[int | None, float] = {}
+        cpu: dict[int | None, float] = {}
+        for _ in range(repeats):
+            for c in configs:
+                t0, c0 = time.perf_counter(), time.process_time()
+                attacks[c](x, y)
+                wall[c] = min(wall.get(c, float("inf")), time.perf_counter() - t0)
+                cpu[c] = min(cpu.get(c, float("inf")), time.process_time() - c0)
+        best = min(configs[1:], key=lambda c: wall[c])
+        row = {
+            "model": name,
+            "clip": f"32x{size}x{size}",
+            "steps": steps,
+            "auto_chunk": auto.chunk_size_used,
+            "auto_s": wall[None],
+            "auto_first_call_s": first_call,
+            "selection_s": selection,
+            "best_fixed": best,
+            "best_fixed_s": wall[best],
+            "auto_over_best": wall[None] / wall[best] - 1.0,
+            "fixed_s": {c: wall[c] for c in configs[1:]},
+            "fixed_cpu_s": {c: cpu[c] for c in configs[1:]},
+            "auto_cpu_s": cpu[None],
+        }
+        rows.append(row)
+        fixed = " ".join(f"{c}:{wall[c]:.2f}" for c in configs[1:])
+        print(
+            f"{name} {row['clip']} TT({steps}) L={shift_length}: auto chose {row['auto_chunk']} "
+            f"(candidates timed on step 1: {', '.join(f'{c}: {t:.2f}s' for c, t in selection.items())}); "
+            f"auto {wall[None]:.2f}s, best fixed {best} {wall[best]:.2f}s, auto/best - 1 = "
+            f"{100 * row['auto_over_best']:+.1f} %; first auto call with selection {first_call:.2f}s\n"
+            f"  fixed chunk wall s: {fixed}\n"
+            f"  fixed chunk cpu s:  {' '.join(f'{c}:{cpu[c]:.2f}' for c in configs[1:])}; "
+            f"auto cpu {cpu[None]:.2f}",
+            flush=True,
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -169,7 +255,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--measure", default="time", choices=["time", "mem-tt", "mem-bare"], help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "--sweep", action="store_true", help="automatic vs every fixed chunk size (see above)"
+    )
+    parser.add_argument("--json", default=None, help="--sweep: also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    if args.sweep:
+        explicit = any(a.startswith("--threads") for a in (argv if argv is not None else sys.argv[1:]))
+        rows = sweep(args.shift_length, args.threads if explicit else 0)  # sweep: torch's default threads
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(rows, handle, indent=1, default=str)
+        return 0
     if args.chunk is not None:
         print(json.dumps(worker(args)))
         return 0
