@@ -160,9 +160,9 @@ def _child(passthrough: list[str], chunk: int, measure: str) -> dict:
 
 
 SWEEP_CASES = (  # (model, H = W, TT steps, repeats)
-    ("nl-l", 32, 4, 3),
-    ("nl50", 56, 2, 2),
-    ("nl50", 112, 1, 2),
+    ("nl-l", 32, 3, 2),
+    ("nl50", 56, 1, 1),
+    ("nl50", 112, 1, 1),
 )
 
 

@@ -12,7 +12,12 @@ from torch import nn
 from tests.attacks.tiny_models import Recorder, TinyConv, clips
 from vidadv.attacks import build_attack
 from vidadv.attacks.chunking import cached_chunk_size, candidate_chunk_sizes
-from vidadv.attacks.estimators import SagTemporalTranslation, SampledTemporalTranslation, centre_out_order
+from vidadv.attacks.estimators import (
+    SagTemporalTranslation,
+    SampledTemporalTranslation,
+    _index_draw,
+    centre_out_order,
+)
 from vidadv.attacks.temporal import temporal_weights
 from vidadv.attacks.transforms import StepContext
 
@@ -317,3 +322,12 @@ def test_automatic_chunk_size_is_timed_once_and_cached() -> None:
     assert len(model.calls) == 3 * len(range(0, 15, chosen))
     assert torch.equal(again, build_attack("tt", model, shift_length=7, steps=3, chunk_size=chosen)(x, y))
     assert cached_chunk_size(model, ("cpu", "torch.float64", (3, 16, 6, 6), 15, False, False, "ce")) == chosen
+
+
+def test_index_draw_never_returns_a_zero_probability_index(monkeypatch) -> None:
+    probabilities = torch.tensor([0.0, 0.25, 0.0, 0.75, 0.0], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    assert set(_index_draw(probabilities, generator) for _ in range(400)) == {1, 3}
+    for u in (0.0, 0.25, 1.0 - 2**-53):  # the edges of the bins
+        monkeypatch.setattr(torch, "rand", lambda *a, u=u, **k: torch.tensor(u, dtype=torch.float64))
+        assert _index_draw(probabilities, generator) in (1, 3)

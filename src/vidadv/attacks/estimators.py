@@ -47,12 +47,13 @@ Draw = tuple[list[int], list[float]]  # indices into -L..L (as 0..2L) and their 
 
 
 def _index_draw(probabilities: torch.Tensor, generator: torch.Generator) -> int:
-    """One index drawn with the given probabilities (float64 on the CPU) from `generator`."""
+    """One index drawn with the given (non-negative, float64) probabilities from `generator`: the bin
+    of u * total, u uniform in [0, 1); a zero-probability index is never returned."""
     u = float(torch.rand((), generator=generator, device=generator.device, dtype=torch.float64))
     cumulative = torch.cumsum(probabilities, 0)
-    index = int(torch.searchsorted(cumulative, torch.tensor(u * float(cumulative[-1]), dtype=torch.float64)))
-    index = min(index, probabilities.numel() - 1)
-    while float(probabilities[index]) == 0.0:  # u landed on a zero-width bin's edge
+    value = torch.tensor(u * float(cumulative[-1]), dtype=torch.float64)
+    index = min(int(torch.searchsorted(cumulative, value, right=True)), probabilities.numel() - 1)
+    while float(probabilities[index]) == 0.0:  # only when rounding put value at the very top
         index -= 1
     return index
 
