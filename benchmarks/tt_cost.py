@@ -208,6 +208,8 @@ def sweep(shift_length: int = 7, threads: int = 0) -> list[dict]:
                 wall[c] = min(wall.get(c, float("inf")), time.perf_counter() - t0)
                 cpu[c] = min(cpu.get(c, float("inf")), time.process_time() - c0)
         best = min(configs[1:], key=lambda c: wall[c])
+        best_cpu = min(configs[1:], key=lambda c: cpu[c])
+        chosen = auto.chunk_size_used
         row = {
             "model": name,
             "clip": f"32x{size}x{size}",
@@ -219,6 +221,9 @@ def sweep(shift_length: int = 7, threads: int = 0) -> list[dict]:
             "best_fixed": best,
             "best_fixed_s": wall[best],
             "auto_over_best": wall[None] / wall[best] - 1.0,
+            # the chosen chunk size's own fixed-size run against the best: free of the auto run's noise
+            "chosen_over_best": wall[chosen] / wall[best] - 1.0,
+            "chosen_over_best_cpu": cpu[chosen] / cpu[best_cpu] - 1.0,
             "fixed_s": {c: wall[c] for c in configs[1:]},
             "fixed_cpu_s": {c: cpu[c] for c in configs[1:]},
             "auto_cpu_s": cpu[None],
@@ -229,7 +234,9 @@ def sweep(shift_length: int = 7, threads: int = 0) -> list[dict]:
             f"{name} {row['clip']} TT({steps}) L={shift_length}: auto chose {row['auto_chunk']} "
             f"(candidates timed on step 1: {', '.join(f'{c}: {t:.2f}s' for c, t in selection.items())}); "
             f"auto {wall[None]:.2f}s, best fixed {best} {wall[best]:.2f}s, auto/best - 1 = "
-            f"{100 * row['auto_over_best']:+.1f} %; first auto call with selection {first_call:.2f}s\n"
+            f"{100 * row['auto_over_best']:+.1f} %; fixed {chosen} vs best fixed: wall "
+            f"{100 * row['chosen_over_best']:+.1f} %, cpu {100 * row['chosen_over_best_cpu']:+.1f} % "
+            f"(best by cpu: {best_cpu}); first auto call with selection {first_call:.2f}s\n"
             f"  fixed chunk wall s: {fixed}\n"
             f"  fixed chunk cpu s:  {' '.join(f'{c}:{cpu[c]:.2f}' for c in configs[1:])}; "
             f"auto cpu {cpu[None]:.2f}",
