@@ -223,7 +223,7 @@ def test_vr_with_zero_sigma_is_bim() -> None:
 def test_vr_averages_gradients_at_gaussian_neighbours() -> None:
     model = Recorder(TinyConv())
     x, y = clips(1), torch.tensor([2])
-    attack = build_attack("vr", model, vr_samples=64, vr_sigma=0.05, chunk_size=64)
+    attack = build_attack("vr", model, vr_samples=64, vr_sigma=0.05)
     estimate = attack.estimate_gradient(x, y)
     (batch,) = model.calls
     noise = batch - x
@@ -238,7 +238,7 @@ def test_vt_adds_previous_step_variance() -> None:
     x, y = clips(1, *SHAPE), torch.tensor([1])
     eps, beta, n, steps = EPS, 1.5, 3, 2
     alpha = eps / steps
-    out = build_attack("vt", model, eps=eps, steps=steps, vt_samples=n, vt_beta=beta, chunk_size=n + 1)(x, y)
+    out = build_attack("vt", model, eps=eps, steps=steps, vt_samples=n, vt_beta=beta)(x, y)
     first, second = model.calls
     assert first.shape[0] == n + 1 and torch.equal(first[:1], x)
     radius = (first[1:] - x).abs().max().item()
@@ -359,14 +359,7 @@ def test_ata_changes_the_attack_and_caches_reference_when_geometry_is_fixed() ->
     model = Recorder(TinyConv())
     x, y = clips(1), torch.tensor([1])
     attack = build_attack(
-        "ata+tt",
-        model,
-        eps=EPS,
-        steps=3,
-        shift_length=1,
-        ata_layer="model.features",
-        ata_weight=1e4,
-        chunk_size=3,
+        "ata+tt", model, eps=EPS, steps=3, shift_length=1, ata_layer="model.features", ata_weight=1e4
     )
     assert attack.setup_gradient_evaluations == 3 and attack.gradient_evaluations_per_step == 3
     out = attack(x, y)

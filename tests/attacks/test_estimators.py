@@ -11,7 +11,13 @@ from torch import nn
 
 from tests.attacks.tiny_models import Recorder, TinyConv, clips
 from vidadv.attacks import build_attack
-from vidadv.attacks.chunking import cached_chunk_size, candidate_chunk_sizes
+from vidadv.attacks.chunking import (
+    ELEMENTS_PER_PASS,
+    balanced_chunk,
+    cached_chunk_size,
+    candidate_chunk_sizes,
+    rule_chunk_size,
+)
 from vidadv.attacks.estimators import (
     SagTemporalTranslation,
     SampledTemporalTranslation,
@@ -264,13 +270,13 @@ def test_random_draws_and_results_are_bit_identical_across_chunk_sizes(case, n, 
     x = clips(n, t=8, h=6, w=6, seed=seed % 7)
     y = torch.arange(n) % 5
     runs = {}
-    for chunk_size in (None, chunk, 10_000):
+    for chunk_size in (None, "auto", chunk, 10_000):
         model = PerRow(TinyConv())
         out = build_attack(spec, model, steps=2, seed=seed, chunk_size=chunk_size, **options)(x, y)
         runs[chunk_size] = (out, torch.stack(model.rows))
     reference_out, reference_rows = runs[10_000]
     for chunk_size, (out, rows) in runs.items():
-        if chunk_size is not None:  # the automatic choice also times other candidates on its first step
+        if chunk_size != "auto":  # the timed choice also runs other candidates on its first step
             assert torch.equal(rows, reference_rows), chunk_size
         assert torch.equal(out, reference_out), chunk_size
 
@@ -300,6 +306,26 @@ def test_real_convolutions_differ_across_chunk_sizes_only_at_float_rounding() ->
         assert float((other - estimates[0]).abs().max()) <= 1e-5 * scale
 
 
+def test_rule_chunk_size_is_deterministic_balanced_passes_by_row_size() -> None:
+    assert balanced_chunk(15, 8) == 8 and balanced_chunk(15, 6) == 5 and balanced_chunk(15, 40) == 15
+    assert balanced_chunk(240, 24) == 24 and balanced_chunk(15, 2) == 2 and balanced_chunk(15, 0) == 1
+    per_row = {32: 3 * 32 * 32 * 32, 56: 3 * 32 * 56 * 56, 112: 3 * 32 * 112 * 112}
+    for size, expected in ((32, 15), (56, 8), (112, 2)):
+        x = torch.empty(15, 3, 32, size, size)
+        assert rule_chunk_size(x) == balanced_chunk(15, round(ELEMENTS_PER_PASS / per_row[size])) == expected
+    assert rule_chunk_size(torch.empty(240, 3, 32, 32, 32)) == 24
+    assert rule_chunk_size(torch.empty(240, 3, 32, 32, 32, device="meta")) == 240  # not a CPU: one pass
+    model = Recorder(TinyConv())
+    x, y = clips(2, t=16, h=40, w=40), torch.tensor([1, 2])  # 76,800 elements per row: 31 rows per pass
+    attack = build_attack("tt", model, shift_length=7, steps=2)
+    attack(x, y)
+    assert attack.chunk_size_used == 30 and [c.shape[0] for c in model.calls] == [30, 30]
+    with pytest.raises(ValueError, match="'auto'"):
+        build_attack("tt", model, chunk_size="fast")
+    with pytest.raises(ValueError, match="chunk_size"):
+        build_attack("tt", model, chunk_size=0)
+
+
 def test_automatic_chunk_size_is_timed_once_and_cached() -> None:
     assert candidate_chunk_sizes(15) == [15, 8, 5, 3]
     assert candidate_chunk_sizes(1) == [1]
@@ -307,7 +333,7 @@ def test_automatic_chunk_size_is_timed_once_and_cached() -> None:
     assert candidate_chunk_sizes(30) == [30, 8, 5, 3]
     model = Recorder(TinyConv())
     x, y = clips(1, t=16), torch.tensor([1])
-    attack = build_attack("tt", model, shift_length=7, steps=3)
+    attack = build_attack("tt", model, shift_length=7, steps=3, chunk_size="auto")
     attack(x, y)
     chosen = attack.chunk_size_used
     assert chosen in (15, 8, 5, 3)
@@ -317,7 +343,7 @@ def test_automatic_chunk_size_is_timed_once_and_cached() -> None:
     assert len(sizes) == first + 2 * len(range(0, 15, chosen))
     assert all(s <= chosen for s in sizes[first:])
     model.calls.clear()
-    again = build_attack("tt", model, shift_length=7, steps=3)(x, y)
+    again = build_attack("tt", model, shift_length=7, steps=3, chunk_size="auto")(x, y)
     assert all(c.shape[0] <= chosen for c in model.calls)
     assert len(model.calls) == 3 * len(range(0, 15, chosen))
     assert torch.equal(again, build_attack("tt", model, shift_length=7, steps=3, chunk_size=chosen)(x, y))

@@ -156,7 +156,7 @@ def test_tt_random_strategy_rolls_back_by_the_shift_it_used() -> None:
     model = Recorder(TinyConv())
     x, y = clips(1, t=8), torch.tensor([2])
     L = 2
-    attack = build_attack("tt", model, shift_length=L, strategy="random", seed=3, chunk_size=2 * L + 1)
+    attack = build_attack("tt", model, shift_length=L, strategy="random", seed=3)
     estimate = attack.estimate_gradient(x, y)
     (batch,) = model.calls
     assert batch.shape[0] == 2 * L + 1
@@ -173,7 +173,7 @@ def test_tt_random_strategy_rolls_back_by_the_shift_it_used() -> None:
 def test_tt_random_shifts_are_redrawn_every_step() -> None:
     model = Recorder(TinyConv())
     x, y = clips(1, t=16), torch.tensor([0])
-    build_attack("tt", model, shift_length=3, strategy="random", steps=4, seed=0, chunk_size=7)(x, y)
+    build_attack("tt", model, shift_length=3, strategy="random", steps=4, seed=0)(x, y)
     assert len(model.calls) == 4
     # the unshifted copy (index L = 3) is the current iterate; compare which rolls the others are
     patterns = []
@@ -205,7 +205,7 @@ def test_tt1_is_one_step_of_size_eps() -> None:
 def test_tt_sends_all_copies_of_all_clips_in_one_batch_and_chunks() -> None:
     model = Recorder(TinyConv())
     x, y = clips(3, t=8), torch.tensor([0, 1, 2])
-    attack = build_attack("tt", model, shift_length=2, steps=1, chunk_size=15)
+    attack = build_attack("tt", model, shift_length=2, steps=1)
     assert attack.gradient_evaluations_per_step == 5
     full = attack(x, y)
     assert [c.shape[0] for c in model.calls] == [15]

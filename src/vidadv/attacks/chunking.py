@@ -1,20 +1,24 @@
-"""Automatic chunk size: how many rows (transformed copies) go through the model per forward/backward.
+"""Chunk size: how many rows (transformed copies) go through the model per forward/backward pass.
 
-With ``chunk_size=None`` the first gradient of a given (model, device, dtype, row shape, number of rows,
-ATA or not) is computed once per candidate chunk size, each timed; the fastest candidate is kept for every
-later call with the same key (a per-process cache, dropped with the model), and the gradient returned for
-that first call is the one computed with the chosen size. So a call with the automatic choice gives
-exactly what a call with ``chunk_size=<chosen>`` gives; the cost is one extra pass over the first step's
-rows per other candidate, once per key and process.
+Two automatic choices, used when the caller gives no fixed size:
 
-The candidates are balanced splits of R rows (every pass the same size but the last): for rows-per-pass
-targets ``R, 8, 5, 3`` the chunk ``ceil(R / ceil(R / t))``. Measured on 2 CPU cores (benchmarks/tt_cost.py,
-NL-50 and the zoo's nl-l, TT L = 7: R = 15), one pass of all 15 copies was up to 40 % slower than passes of
-3 to 8 copies, and passes of 1 or 2 copies were never the fastest. Out-of-memory on a candidate skips it.
+- ``chunk_size=None``, the *rule* (default; deterministic, so a run and its resume compute identically):
+  on a CPU, balanced passes of about ``ELEMENTS_PER_PASS / (C*T*H*W)`` rows (a pass of R rows in
+  ``ceil(R / ceil(R / target))``-row pieces); on any other device all rows in one pass.
+- ``chunk_size="auto"``, the *timed* choice: the first gradient of a given (model, device, dtype, row shape,
+  number of rows, loss) is computed once per candidate chunk size, each timed; the fastest is kept for
+  every later call with that key (a per-process cache, dropped with the model), and the first call
+  returns the gradient computed with the chosen size. Its cost: one extra pass over the first step's rows
+  per other candidate, once per key and process. Different processes may choose differently.
+
+The rule's constant comes from benchmarks/tt_cost.py --sweep (TT, L = 7, one clip: R = 15 rows, 2 CPU
+cores, CPU time): the zoo's nl-l at 32x32x32 (98k input elements per row) was fastest with all 15 rows
+per pass, NL-50 at 32x56x56 (301k) with about 8, and at 32x112x112 (1.2M) with about 2 to 3; one pass
+of all 15 copies was up to 40 % slower at the larger sizes.
 
 Whatever the chunk size, the rows and every random draw are the same (draws are made per clip before the
 model sees any row); only the floating-point rounding inside batched kernels can differ, by about 1e-7
-relative in float32 (as for a different batch size).
+relative in float32, as for a different batch size.
 """
 
 from __future__ import annotations
@@ -28,14 +32,40 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-__all__ = ["AUTO_TARGETS", "candidate_chunk_sizes", "chunk_key", "cached_chunk_size", "choose_chunk_size"]
+__all__ = [
+    "AUTO_TARGETS",
+    "ELEMENTS_PER_PASS",
+    "balanced_chunk",
+    "rule_chunk_size",
+    "candidate_chunk_sizes",
+    "chunk_key",
+    "cached_chunk_size",
+    "choose_chunk_size",
+]
 
-#: Rows-per-pass targets of the automatic choice (see the module docstring for the measurement).
+#: Rows-per-pass targets of the timed choice, besides all rows at once.
 AUTO_TARGETS = (8, 5, 3)
+#: Input elements per forward pass of the CPU rule (see the module docstring for the measurement).
+ELEMENTS_PER_PASS = 2_400_000
 
 _CHOICES: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]] = weakref.WeakKeyDictionary()
 
 T = TypeVar("T")
+
+
+def balanced_chunk(rows: int, target: int) -> int:
+    """The chunk size that splits `rows` into ceil(rows / target) passes as evenly as possible."""
+    target = max(1, min(target, rows))
+    return math.ceil(rows / math.ceil(rows / target))
+
+
+def rule_chunk_size(x: torch.Tensor) -> int:
+    """The deterministic automatic chunk size for the rows `x` (R, C, T, H, W): see the module docstring."""
+    rows = x.shape[0]
+    if x.device.type != "cpu":
+        return rows
+    per_row = max(1, math.prod(x.shape[1:]))
+    return balanced_chunk(rows, max(1, round(ELEMENTS_PER_PASS / per_row)))
 
 
 def candidate_chunk_sizes(rows: int) -> list[int]:
@@ -45,7 +75,7 @@ def candidate_chunk_sizes(rows: int) -> list[int]:
     candidates = [rows]
     for target in AUTO_TARGETS:
         if target < rows:
-            size = math.ceil(rows / math.ceil(rows / target))
+            size = balanced_chunk(rows, target)
             if size not in candidates:
                 candidates.append(size)
     return candidates

@@ -12,7 +12,7 @@ composition (the order of names in a spec never matters) is::
 
 Input transforms run outer to inner on a batch and expand it: VT/VR add noise copies, SIM scales,
 DI resizes/pads, TT shifts in time; all copies of all clips then go through the model as one batch,
-split into `chunk_size` rows (chosen by timing when not given), and the gradients go back through
+split into `chunk_size` rows (chosen automatically when not given), and the gradients go back through
 the transforms in reverse.
 """
 
@@ -122,6 +122,17 @@ def _optional_int(name: str, value: Any) -> int | None:
     return None if value is None else _int(1)(name, value)
 
 
+def _chunk_size(name: str, value: Any) -> int | str | None:
+    if value == "auto":
+        return value
+    try:
+        return _optional_int(name, value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"option {name} must be an int >= 1, None (automatic rule) or 'auto' (timed), got {value!r}"
+        ) from None
+
+
 def _optional_step(name: str, value: Any) -> float | None:
     return None if value is None else _real(0.0, lo_open=True)(name, value)
 
@@ -168,7 +179,7 @@ _OPTIONS: dict[str, _Option] = {
     "targeted": _Option(False, None, _bool),
     "loss": _Option("ce", None, _choice(LOSSES)),
     "seed": _Option(0, None, _seed),
-    "chunk_size": _Option(None, None, _optional_int),
+    "chunk_size": _Option(None, None, _chunk_size),
     "progress": _Option(False, None, _bool),
     "decay": _Option(1.0, ("mi", "ni"), _real(0.0)),
     "momentum_norm": _Option("clip", ("mi", "ni"), _choice(MOMENTUM_NORMS)),
@@ -322,8 +333,8 @@ class Attack:
 
     @property
     def chunk_size_used(self) -> int | None:
-        """Rows per forward/backward pass in the last gradient (the automatic choice when
-        ``chunk_size=None``; see `vidadv.attacks.chunking`)."""
+        """Rows per forward/backward pass in the last gradient (the automatic choice when `chunk_size`
+        is None or "auto"; see `vidadv.attacks.chunking`)."""
         return self.model_gradient.chunk_size_used
 
     def __repr__(self) -> str:
@@ -496,7 +507,7 @@ def build_attack(spec: str, model: nn.Module, **options: Any) -> Attack:
 
     Common options: eps (16/255), steps (10; fgsm: 1), step_size (eps/steps; fgsm: eps), norm
     ("linf" | "l2"), targeted (False), loss ("ce" | "cw"), seed (0), chunk_size (rows per forward pass;
-    None = chosen automatically by timing, see `vidadv.attacks.chunking`), progress (False). Method
+    None = a deterministic rule, "auto" = timed; see `vidadv.attacks.chunking`), progress (False). Method
     options (only valid when the method is in the spec):
     mi/ni: decay=1.0, momentum_norm="clip"|"frame"; ti: kernel_size=15, kernel_nsig=3;
     di: diversity_prob=0.5, resize_rate=250/224; sim: sim_copies=5; vt: vt_samples=20, vt_beta=1.5;

@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidadv.attacks.chunking import cached_chunk_size, candidate_chunk_sizes, choose_chunk_size, chunk_key
+from vidadv.attacks.chunking import (
+    cached_chunk_size,
+    candidate_chunk_sizes,
+    choose_chunk_size,
+    chunk_key,
+    rule_chunk_size,
+)
 from vidadv.models.gradcam import logits_and_cam
 
 __all__ = [
@@ -56,7 +62,7 @@ class ModelGradient:
         model: nn.Module,
         loss: str,
         targeted: bool,
-        chunk_size: int | None,
+        chunk_size: int | str | None,
         ata_layer: nn.Module | None = None,
         ata_weight: float = 0.0,
     ) -> None:
@@ -100,12 +106,14 @@ class ModelGradient:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-row gradients (R, C, T, H, W), and the reference Grad-CAM maps used (for caching).
 
-        `chunk_size` None: the automatic choice of `vidadv.attacks.chunking` (timed on the first call
-        for this model and row shape, then cached); `chunk_size_used` records the size of the last call.
+        `chunk_size`: an int, None (the deterministic rule) or "auto" (timed on the first call for this
+        model and row shape, then cached): see `vidadv.attacks.chunking`. `chunk_size_used` records the
+        size of the last call.
         """
-        if self.chunk_size is not None:
-            self.chunk_size_used = self.chunk_size
-            return self._passes(self.chunk_size, x, loss_labels, cam_labels, ref, ref_cams)
+        if self.chunk_size != "auto":
+            chunk = rule_chunk_size(x) if self.chunk_size is None else int(self.chunk_size)
+            self.chunk_size_used = chunk
+            return self._passes(chunk, x, loss_labels, cam_labels, ref, ref_cams)
         key = chunk_key(x, (self.ata_layer is not None, ref_cams is not None, self.loss))
         chunk = cached_chunk_size(self.model, key)
         if chunk is None:
