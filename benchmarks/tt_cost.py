@@ -16,10 +16,12 @@ default, for the same reason.
 
     python benchmarks/tt_cost.py --model tiny --clip 3 16 48 48 --batch 1 --shift-length 7 --chunks 0 5 1
 
-``--sweep``: the automatic chunk size (``chunk_size=None``, `vidadv.attacks.chunking`) against every fixed
-chunk size 1..2L+1, for TT (L = 7) on NL-50 (gluoncv layout, random weights) at 32x56x56 and 32x112x112
-and the zoo's nl-l at 32x32x32; one clip, a reduced number of steps, best of --repeats with all
-configurations interleaved in one process; the automatic choice's one-off selection call is timed apart.
+``--sweep``: the automatic chunk sizes (the rule ``chunk_size=None`` and the timed ``"auto"``,
+`vidadv.attacks.chunking`) against every fixed chunk size 1..2L+1, for TT (L = 7) on NL-50 (gluoncv
+layout, random weights) at 32x56x56 and 32x112x112 and the zoo's nl-l at 32x32x32; one clip, a reduced
+number of steps (SWEEP_CASES), all configurations interleaved in one process, best of the repeats; the
+timed choice's one-off selection call is timed apart. Wall and process CPU time are both printed: on a
+shared machine the CPU time is the steadier one.
 
     python benchmarks/tt_cost.py --sweep
 """
@@ -174,13 +176,14 @@ def _sweep_model(name: str) -> nn.Module:
 
 
 def sweep(shift_length: int = 7, threads: int = 0) -> list[dict]:
-    """TT time with the automatic chunk size against every fixed chunk size 1..2L+1 (see the docstring)."""
+    """TT time with the automatic chunk sizes (the rule, ``chunk_size=None``, and the timed ``"auto"``)
+    against every fixed chunk size 1..2L+1 (see the module docstring)."""
     from vidadv.attacks import build_attack
 
     if threads:
         torch.set_num_threads(threads)
-    copies = 2 * shift_length + 1
     print(f"torch threads {torch.get_num_threads()}; on a shared machine the times are noisy", flush=True)
+    copies = 2 * shift_length + 1
     rows = []
     for name, size, steps, repeats in SWEEP_CASES:
         torch.manual_seed(0)
@@ -190,58 +193,65 @@ def sweep(shift_length: int = 7, threads: int = 0) -> list[dict]:
             y = model(x).argmax(1)
         options = {"eps": 16 / 255, "steps": steps, "shift_length": shift_length}
         build_attack("tt", model, chunk_size=copies, **{**options, "steps": 1})(x, y)  # warm-up
-        auto = build_attack("tt", model, chunk_size=None, **options)
+        timed = build_attack("tt", model, chunk_size="auto", **options)
         t0 = time.perf_counter()
-        auto(x, y)  # selection: every candidate timed on the first step, then cached
+        timed(x, y)  # selection: every candidate timed on the first step, then cached
         first_call = time.perf_counter() - t0
-        selection = dict(auto.model_gradient.chunk_timings)
-        configs: list[int | None] = [None, *range(1, copies + 1)]
+        selection = dict(timed.model_gradient.chunk_timings)
+        configs: list[int | str | None] = [None, "auto", *range(1, copies + 1)]
         attacks = {
-            c: auto if c is None else build_attack("tt", model, chunk_size=c, **options) for c in configs
+            c: timed if c == "auto" else build_attack("tt", model, chunk_size=c, **options) for c in configs
         }
-        wall: dict[int | None, float] = {}
-        cpu: dict[int | None, float] = {}
+        wall: dict[int | str | None, float] = {}
+        cpu: dict[int | str | None, float] = {}
         for _ in range(repeats):
             for c in configs:
                 t0, c0 = time.perf_counter(), time.process_time()
                 attacks[c](x, y)
                 wall[c] = min(wall.get(c, float("inf")), time.perf_counter() - t0)
                 cpu[c] = min(cpu.get(c, float("inf")), time.process_time() - c0)
-        best = min(configs[1:], key=lambda c: wall[c])
-        best_cpu = min(configs[1:], key=lambda c: cpu[c])
-        chosen = auto.chunk_size_used
+        fixed = [c for c in configs if isinstance(c, int)]
+        best = min(fixed, key=lambda c: wall[c])
+        best_cpu = min(fixed, key=lambda c: cpu[c])
+        choice = {"rule": attacks[None].chunk_size_used, "auto": timed.chunk_size_used}
         row = {
             "model": name,
             "clip": f"32x{size}x{size}",
             "steps": steps,
-            "auto_chunk": auto.chunk_size_used,
-            "auto_s": wall[None],
-            "auto_first_call_s": first_call,
+            "rule_chunk": choice["rule"],
+            "auto_chunk": choice["auto"],
             "selection_s": selection,
-            "best_fixed": best,
-            "best_fixed_s": wall[best],
-            "auto_over_best": wall[None] / wall[best] - 1.0,
-            # the chosen chunk size's own fixed-size run against the best: free of the auto run's noise
-            "chosen_over_best": wall[chosen] / wall[best] - 1.0,
-            "chosen_over_best_cpu": cpu[chosen] / cpu[best_cpu] - 1.0,
-            "fixed_s": {c: wall[c] for c in configs[1:]},
-            "fixed_cpu_s": {c: cpu[c] for c in configs[1:]},
-            "auto_cpu_s": cpu[None],
+            "auto_first_call_s": first_call,
+            "best_fixed_wall": best,
+            "best_fixed_cpu": best_cpu,
+            "wall_s": {str(c): wall[c] for c in configs},
+            "cpu_s": {str(c): cpu[c] for c in configs},
         }
+        for label, chunk in choice.items():
+            # the chosen size's own fixed-size run against the best fixed one, and the run itself
+            key = None if label == "rule" else "auto"
+            row[f"{label}_over_best_wall"] = wall[key] / wall[best] - 1.0
+            row[f"{label}_over_best_cpu"] = cpu[key] / cpu[best_cpu] - 1.0
+            row[f"{label}_fixed_over_best_cpu"] = cpu[chunk] / cpu[best_cpu] - 1.0
         rows.append(row)
-        fixed = " ".join(f"{c}:{wall[c]:.2f}" for c in configs[1:])
+        timings = ", ".join(f"{c}: {t:.2f}s" for c, t in selection.items())
         print(
-            f"{name} {row['clip']} TT({steps}) L={shift_length}: auto chose {row['auto_chunk']} "
-            f"(candidates timed on step 1: {', '.join(f'{c}: {t:.2f}s' for c, t in selection.items())}); "
-            f"auto {wall[None]:.2f}s, best fixed {best} {wall[best]:.2f}s, auto/best - 1 = "
-            f"{100 * row['auto_over_best']:+.1f} %; fixed {chosen} vs best fixed: wall "
-            f"{100 * row['chosen_over_best']:+.1f} %, cpu {100 * row['chosen_over_best_cpu']:+.1f} % "
-            f"(best by cpu: {best_cpu}); first auto call with selection {first_call:.2f}s\n"
-            f"  fixed chunk wall s: {fixed}\n"
-            f"  fixed chunk cpu s:  {' '.join(f'{c}:{cpu[c]:.2f}' for c in configs[1:])}; "
-            f"auto cpu {cpu[None]:.2f}",
+            f"{name} {row['clip']} TT({steps}) L={shift_length}: rule chose {choice['rule']}, "
+            f"timed 'auto' chose {choice['auto']} (step-1 timings {timings}; "
+            f"first call with selection {first_call:.2f}s); best fixed: {best} by wall, {best_cpu} by cpu",
             flush=True,
         )
+        for label in ("rule", "auto"):
+            over_wall = 100 * row[label + "_over_best_wall"]
+            over_cpu = 100 * row[label + "_over_best_cpu"]
+            fixed_cpu = 100 * row[label + "_fixed_over_best_cpu"]
+            print(
+                f"  {label}: over the best fixed chunk size: wall {over_wall:+.1f} %, cpu {over_cpu:+.1f} % "
+                f"(its size run as a fixed size: cpu {fixed_cpu:+.1f} %)",
+                flush=True,
+            )
+        print("  wall s: " + " ".join(f"{c}:{wall[c]:.2f}" for c in configs), flush=True)
+        print("  cpu s:  " + " ".join(f"{c}:{cpu[c]:.2f}" for c in configs), flush=True)
     return rows
 
 
