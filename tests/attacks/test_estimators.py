@@ -177,6 +177,8 @@ def test_option_errors_are_clear() -> None:
         build_attack("tt", model, shift_length=2, shift_sampling="sag", shift_samples=6)
     with pytest.raises(ValueError, match="shift_sampling must be one of"):
         build_attack("tt", model, shift_sampling="some")
+    with pytest.raises(ValueError, match="cannot be combined with di"):
+        build_attack("di+tt", model, shift_sampling="sag", shift_samples=2)
     with pytest.raises(ValueError, match="belongs to tt"):
         build_attack("bim", model, shift_sampling="iid")
 

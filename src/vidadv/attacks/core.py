@@ -548,4 +548,9 @@ def build_attack(spec: str, model: nn.Module, **options: Any) -> Attack:
         resolved["step_size"] = resolved["eps"] / resolved["steps"]
     if "tt" in methods:
         temporal_weights(resolved["shift_length"], resolved["weights"])  # validates explicit weights
+        if resolved["shift_sampling"] == "sag" and "di" in methods:
+            raise ValueError(
+                "shift_sampling='sag' cannot be combined with di: its table would keep gradients of earlier "
+                "steps' random DI geometry and map them back through the current one"
+            )
     return Attack(methods, model, resolved)

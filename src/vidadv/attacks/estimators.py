@@ -16,7 +16,9 @@ rolled-back gradient. Three ways to spend fewer gradients per step, chosen with 
   recent g_i of every shift; each step refreshes k shifts, in the fixed order 0, 1, -1, 2, -2, ...
   (heaviest weights first), cycling; the estimate is the w-weighted mean over the shifts filled so far
   (the weights renormalized over them). Once every shift has been refreshed at the current point, it is
-  exactly TT's estimate; along an attack the entries are up to ceil((2L+1)/k) - 1 steps old.
+  exactly TT's estimate; along an attack the entries are up to ceil((2L+1)/k) - 1 steps old. The table is
+  kept per input row of the transform (after VT/VR/SIM copies); it is refused with DI, whose geometry
+  changes every step.
 
 Every draw comes from the clip's generator, per row, so a clip gets the same shifts alone or in a batch
 and whatever the chunk size.
