@@ -26,7 +26,7 @@ WORKER = REPO / "tests" / "evaluation" / "worker.py"
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}, **extra)
+    env.update({"PYTHONPATH": str(REPO) + os.pathsep + str(REPO / "src"), "OMP_NUM_THREADS": "1"}, **extra)
     return env
 
 
