@@ -312,13 +312,13 @@ def test_rule_chunk_size_is_deterministic_balanced_passes_by_row_size() -> None:
     assert balanced_chunk(15, 8) == 8 and balanced_chunk(15, 6) == 5 and balanced_chunk(15, 40) == 15
     assert balanced_chunk(240, 24) == 24 and balanced_chunk(15, 2) == 2 and balanced_chunk(15, 0) == 1
     per_row = {32: 3 * 32 * 32 * 32, 56: 3 * 32 * 56 * 56, 112: 3 * 32 * 112 * 112}
-    for size, expected in ((32, 15), (56, 8), (112, 2)):
+    for size, expected in ((32, 15), (56, 8), (112, 3)):
         x = torch.empty(15, 3, 32, size, size)
         assert rule_chunk_size(x) == balanced_chunk(15, round(ELEMENTS_PER_PASS / per_row[size])) == expected
-    assert rule_chunk_size(torch.empty(240, 3, 32, 32, 32)) == 24
+    assert rule_chunk_size(torch.empty(240, 3, 32, 32, 32)) == 30
     assert rule_chunk_size(torch.empty(240, 3, 32, 32, 32, device="meta")) == 240  # not a CPU: one pass
     model = Recorder(TinyConv())
-    x, y = clips(2, t=16, h=40, w=40), torch.tensor([1, 2])  # 76,800 elements per row: 31 rows per pass
+    x, y = clips(2, t=16, h=40, w=40), torch.tensor([1, 2])  # 76,800 elements per row: 42 rows per pass
     attack = build_attack("tt", model, shift_length=7, steps=2)
     attack(x, y)
     assert attack.chunk_size_used == 30 and [c.shape[0] for c in model.calls] == [30, 30]

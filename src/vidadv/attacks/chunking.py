@@ -11,10 +11,11 @@ Two automatic choices, used when the caller gives no fixed size:
   returns the gradient computed with the chosen size. Its cost: one extra pass over the first step's rows
   per other candidate, once per key and process. Different processes may choose differently.
 
-The rule's constant comes from benchmarks/tt_cost.py --sweep (TT, L = 7, one clip: R = 15 rows, 2 CPU
-cores, CPU time): the zoo's nl-l at 32x32x32 (98k input elements per row) was fastest with all 15 rows
-per pass, NL-50 at 32x56x56 (301k) with about 8, and at 32x112x112 (1.2M) with about 2 to 3; one pass
-of all 15 copies was up to 40 % slower at the larger sizes.
+The rule's constant comes from benchmarks/tt_cost.py --sweep (TT, L = 7, one clip: R = 15 rows, one
+torch thread, process CPU time on a shared 2-core machine): the fastest fixed sizes were 15 (all) for the
+zoo's nl-l at 32x32x32 (98k input elements per row), 9 for NL-50 at 32x56x56 (301k; 8 was +4.9 %) and 3
+for NL-50 at 32x112x112 (1.2M); the rule gives 15, 8 and 3. One pass of all 15 copies was 8 % and 14 %
+slower than the best at the two NL-50 sizes, one copy per pass 39 % and 23 %.
 
 Whatever the chunk size, the rows and every random draw are the same (draws are made per clip before the
 model sees any row); only the floating-point rounding inside batched kernels can differ, by about 1e-7
@@ -46,7 +47,7 @@ __all__ = [
 #: Rows-per-pass targets of the timed choice, besides all rows at once.
 AUTO_TARGETS = (8, 5, 3)
 #: Input elements per forward pass of the CPU rule (see the module docstring for the measurement).
-ELEMENTS_PER_PASS = 2_400_000
+ELEMENTS_PER_PASS = 3_200_000
 
 _CHOICES: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]] = weakref.WeakKeyDictionary()
 
