@@ -55,9 +55,13 @@ def zoo_names() -> tuple[str, ...]:
     return tuple(getattr(zoo, "ZOO_NAMES", ()))
 
 
+#: DeepMind's Kinetics-400 I3D (vidadv.models.i3d_checkpoint): the full name and its alias.
+I3D_KINETICS400_NAMES = ("i3d_kinetics400", "i3d")
+
+
 def available_models() -> list[str]:
-    """Every name `load_model` accepts: gluoncv names, their short aliases, and zoo names."""
-    return registry.available_networks() + list(zoo_names())
+    """Every name `load_model` accepts: gluoncv names, their short aliases, the I3D and zoo names."""
+    return registry.available_networks() + list(I3D_KINETICS400_NAMES) + list(zoo_names())
 
 
 def _resolve(name: object) -> str:
@@ -306,6 +310,15 @@ def load_model(
     (requires_grad False) since attacks only need gradients with respect to the input.
     """
     target = _check_device(device)
+    if isinstance(name, str) and name in I3D_KINETICS400_NAMES:
+        # Imported here: vidadv.models.i3d_checkpoint imports this module (load_network_state).
+        from vidadv.models.i3d_checkpoint import load_i3d_kinetics400
+
+        if mean is not None or std is not None or overrides:
+            raise ValueError(
+                f"{name!r} has fixed normalization (mean = std = 0.5) and no constructor options"
+            )
+        return load_i3d_kinetics400(checkpoint, device=target, num_classes=num_classes)
     if isinstance(name, str) and name in zoo_names():
         given = [
             k
