@@ -110,14 +110,16 @@ def run_unit(
     attack_name: str,
     eps: float,
     args: argparse.Namespace,
+    clean_tops: dict[int, dict[str, Any]],
 ) -> dict[str, Any]:
-    """Attack the first window of `extended` and evaluate it (one row of the results)."""
+    """Attack the first window of `extended` and evaluate it (one row of the results); `clean_tops` maps
+    a shift (0 = the attacked window) to the clean window's top-1."""
     spec, options = ATTACKS[attack_name]
     options = dict(options)
     if options.pop("step_size_is_eps", False):
         options["step_size"] = eps
     clean = extended[:, :frames]
-    clean_top = _top1(model, clean, names)
+    clean_top = clean_tops[0]
     attack = build_attack(spec, model, eps=eps, seed=args.seed, chunk_size=args.chunk_size, **options)
     tick, wall = time.process_time(), time.time()
     adversarial = attack(clean.unsqueeze(0), torch.tensor([clean_top["index"]], device=clean.device))[0]
@@ -144,7 +146,7 @@ def run_unit(
         top = _top1(model, decoded, names)
         row["h264"][str(crf)] = {**top, "flipped": top["index"] != clean_top["index"]}
     for shift in args.shifts:
-        window_clean = _top1(model, extended[:, shift : shift + frames], names)
+        window_clean = clean_tops[shift]
         top = _top1(model, shifted_window(extended, delta, shift), names)
         row["shifts"][str(shift)] = {
             **top,
@@ -272,9 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         window = ModelInput(args.frames + extra, 1, spec.short_side, spec.crop_size, spec.origin)
         sampled = sample_clip(video, window)
         extended = sampled.clip.to(args.device)
+        clean_tops = {s: _top1(model, extended[:, s : s + args.frames], names) for s in [0, *args.shifts]}
         for eps_text, attack_name in todo:
             fps = float(sampled.fps)
-            row = run_unit(model, names, extended, args.frames, fps, attack_name, budgets[eps_text], args)
+            row = run_unit(
+                model, names, extended, args.frames, fps, attack_name, budgets[eps_text], args, clean_tops
+            )
             row = {
                 "video": video.name,
                 "eps": eps_text,
