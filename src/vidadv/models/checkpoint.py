@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vidadv.models import registry
+from vidadv.models import hf, registry
 from vidadv.models.wrapper import IMAGENET_MEAN, IMAGENET_STD, VideoClassifier
 
 __all__ = [
@@ -57,7 +57,7 @@ def zoo_names() -> tuple[str, ...]:
 
 def available_models() -> list[str]:
     """Every name `load_model` accepts: gluoncv names, their short aliases, and zoo names."""
-    return registry.available_networks() + list(zoo_names())
+    return registry.available_networks() + list(zoo_names()) + [hf.HF_MODEL_NAME]
 
 
 def _resolve(name: object) -> str:
@@ -294,7 +294,8 @@ def load_model(
 
     Args:
         name: gluoncv name (e.g. "i3d_nl5_resnet50_v1_kinetics400"), alias ("nl50", ...) or zoo name
-            ("nl-s", ...; those ship their weights and take no checkpoint/num_classes/mean/std).
+            ("nl-s", ...; those ship their weights and take no checkpoint/num_classes/mean/std), or "hf"
+            with checkpoint=<Hugging Face model folder> (see `vidadv.models.hf.load_hf_video_classifier`).
         checkpoint: `.pth`/`.pt` (torch.load with weights_only=True; nested "state_dict"/"model" and
             "module." prefixes handled) or `.safetensors`. None leaves random weights (with a warning).
         num_classes: class count (400 Kinetics, 101 UCF-101); default: read from the checkpoint, else 400.
@@ -306,6 +307,14 @@ def load_model(
     (requires_grad False) since attacks only need gradients with respect to the input.
     """
     target = _check_device(device)
+    if name == hf.HF_MODEL_NAME:  # a Hugging Face model folder (vidadv.models.hf)
+        if overrides:
+            raise ValueError(
+                f"load_model('hf') takes no network overrides, got {', '.join(sorted(overrides))}"
+            )
+        return hf.load_hf_video_classifier(
+            checkpoint, device=target, num_classes=num_classes, mean=mean, std=std
+        )
     if isinstance(name, str) and name in zoo_names():
         given = [
             k
