@@ -312,3 +312,57 @@ def test_missing_transformers_gets_an_install_hint(tmp_path, monkeypatch) -> Non
     monkeypatch.setitem(sys.modules, "transformers", None)  # makes `import transformers` fail
     with pytest.raises(ImportError, match=r"pip install 'vidadv\[transformers\]'"):
         load_model("hf", checkpoint=tmp_path)
+
+
+@needs_transformers
+def test_vidadv_analyze_runs_on_hf_models(saved, tmp_path) -> None:
+    from vidadv.experiments.analyze import parse_analysis_config, run_analysis
+
+    raw = {
+        "models": [
+            {"name": "hf", "checkpoint": str(saved["videomae"][0]), "label": "videomae"},
+            {"name": "hf", "checkpoint": str(saved["timesformer"][0]), "label": "timesformer"},
+        ],
+        "dataset": {"type": "in-memory"},
+        "output_dir": str(tmp_path / "out"),
+        "only_correct": False,
+        "shuffle": False,
+        "batch_size": 2,
+    }
+    clips = _clips(3, seed=2)
+    items = [(clips[i], i % CLASSES, f"clip{i}") for i in range(3)]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*has no preprocessor config", UserWarning)
+        result = run_analysis(parse_analysis_config(raw), dataset_factory=lambda spec: items, progress=False)
+    for method in ("gradcam", "zero_padding", "mean_padding"):
+        for label in ("videomae", "timesformer"):
+            importance = result.importances[method][label]
+            assert importance.shape == (3, FRAMES) and torch.isfinite(importance).all()
+    assert (tmp_path / "out" / "summary.json").is_file()
+
+
+@needs_transformers
+@pytest.mark.parametrize("name", ["timesformer-s", "videomae-s"])
+def test_zoo_transformer_exports_and_loads_back_through_load_model(tmp_path, name) -> None:
+    from vidadv.models import zoo_transformers
+
+    network = zoo_transformers.build_transformer_network(name)
+    again = zoo_transformers.build_transformer_network(name)
+    same = zip(network.state_dict().values(), again.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in same)  # seeded initialization
+    classifier = zoo_transformers.wrap_transformer_network(network).eval()
+    zoo_transformers.export_pretrained(network, tmp_path / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the exported preprocessor config carries the normalization
+        loaded = load_model("hf", checkpoint=tmp_path / name)
+    x = torch.rand(1, 3, 32, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), classifier(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(loaded.std.flatten(), torch.full((3,), 0.25))
+    assert loaded.num_classes == 12
+    exempt = zoo_transformers.no_weight_decay(network)
+    assert any(n.endswith("layernorm_before.weight") for n in exempt)
+    if name == "timesformer-s":  # VideoMAE's position table is a fixed sinusoid, not a parameter
+        for embedding in ("cls_token", "position_embeddings", "time_embeddings"):
+            assert any(n.endswith(embedding) for n in exempt)
+    assert not any(n.endswith("dense.weight") or n.endswith("query.weight") for n in exempt)

@@ -54,6 +54,7 @@ __all__ = [
     "HFVideoClassifier",
     "HFVideoNetwork",
     "TokenGrid",
+    "import_transformers",
     "load_hf_video_classifier",
     "preprocessor_normalization",
 ]
@@ -251,7 +252,7 @@ class HFVideoClassifier(VideoClassifier):
 # ------------------------------------------------------------------------------------------ loading
 
 
-def _import_transformers() -> Any:
+def import_transformers() -> Any:
     """The `transformers` module, imported on first use (slow; optional dependency), offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -293,7 +294,7 @@ def _check_folder(checkpoint_dir: object) -> Path:
 
 
 def _read_config(folder: Path) -> Any:
-    transformers = _import_transformers()
+    transformers = import_transformers()
     try:
         config = transformers.AutoConfig.from_pretrained(
             folder, local_files_only=True, trust_remote_code=False
@@ -323,7 +324,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _load_hf_model(folder: Path, attn_implementation: str) -> nn.Module:
-    transformers = _import_transformers()
+    transformers = import_transformers()
     hf_logging = transformers.utils.logging
     bar_was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar per model; restored below
