@@ -3,6 +3,7 @@ Grad-CAM, every attack, and clear errors on bad folders and clips."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import sys
@@ -199,6 +200,7 @@ def test_gradcam_gives_one_value_per_input_frame(saved, kind) -> None:
     cam = grad_cam(model, x, y)
     slices = FRAMES if kind == "timesformer" else FRAMES // 2
     assert cam.shape == (2, slices, 2, 2) and torch.isfinite(cam).all() and cam.sum() > 0
+    torch.testing.assert_close(grad_cam(copy.deepcopy(model), x, y), cam)  # the tap follows the copy
     importance = gradcam_importance(model, x, y)
     assert importance.shape == (2, FRAMES) and torch.isfinite(importance).all()
     repeated = gradcam_importance(model, x, y, temporal_mapping="repeat")
