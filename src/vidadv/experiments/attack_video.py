@@ -100,7 +100,7 @@ def class_names_for(name: str, model: VideoClassifier) -> list[str]:
     """Class names of a loaded model: its catalogue entry's, else Kinetics-400 (400 logits), UCF-101
     (101 logits), else ``class_0 ...``."""
     count = int(model.num_classes or 0)
-    names = list(get_model_entry(name).class_names or ())
+    names = list(getattr(model, "class_names", None) or get_model_entry(name).class_names or ())
     if len(names) != count:
         if count == 400:
             names = kinetics400_class_names()

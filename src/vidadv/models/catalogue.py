@@ -42,7 +42,7 @@ from torch import nn
 
 from vidadv.data import kinetics400_class_names
 from vidadv.data.synthetic import CLASS_NAMES
-from vidadv.models import i3d, slowfast, tpn, zoo
+from vidadv.models import hf, i3d, slowfast, tpn, zoo
 from vidadv.models.checkpoint import (
     checkpoint_num_classes,
     classifier_keys,
@@ -101,6 +101,9 @@ class ModelEntry:
         alpha: SlowFast frame-rate ratio (the slow pathway takes every alpha-th frame; T must be a
             multiple of it); None for single-pathway models.
         attention_layer: Grad-CAM / ATA layer, relative to the `VideoClassifier` ("network. ...").
+        load_classifier: for entries whose files make the whole classifier (a Hugging Face folder):
+            `load_classifier(checkpoint, num_classes=, mean=, std=, **overrides) -> VideoClassifier`, used
+            by `load_model` instead of builder/loader + `wrap_network`.
     """
 
     name: str
@@ -124,12 +127,13 @@ class ModelEntry:
     short_side: int | None = None
     alpha: int | None = None
     attention_layer: str | None = None
+    load_classifier: Callable[..., VideoClassifier] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"ModelEntry.name must be a non-empty string, got {self.name!r}")
-        if self.builder is None and self.loader is None:
-            raise ValueError(f"model entry {self.name!r} needs a builder or a loader")
+        if self.builder is None and self.loader is None and self.load_classifier is None:
+            raise ValueError(f"model entry {self.name!r} needs a builder, a loader or load_classifier")
         if self.input_layout not in INPUT_LAYOUTS:
             raise ValueError(
                 f"model entry {self.name!r}: input_layout must be one of {INPUT_LAYOUTS}, got "
@@ -309,9 +313,15 @@ def load_model(
         _check_num_classes(num_classes)
     if checkpoint is not None and not isinstance(checkpoint, (str, Path)):
         raise TypeError(f"checkpoint must be a path, got {type(checkpoint).__name__}")
-    loader = entry.loader or standard_loader
-    network, entry = loader(entry, None if checkpoint is None else Path(checkpoint), num_classes, overrides)
-    classifier = wrap_network(entry, network, mean=mean, std=std)
+    if entry.load_classifier is not None:
+        classifier = entry.load_classifier(
+            checkpoint, num_classes=num_classes, mean=mean, std=std, **overrides
+        )
+    else:
+        loader = entry.loader or standard_loader
+        path = None if checkpoint is None else Path(checkpoint)
+        network, entry = loader(entry, path, num_classes, overrides)
+        classifier = wrap_network(entry, network, mean=mean, std=std)
     classifier.requires_grad_(False)
     return classifier.to(target).eval()
 
@@ -427,5 +437,17 @@ register_model(
         input_size=I3D_CROP_SIZE,
         short_side=I3D_SHORT_SIDE,
         attention_layer="network.Mixed_5c",
+    )
+)
+
+register_model(
+    ModelEntry(
+        name=hf.HF_MODEL_NAME,
+        family="transformer",
+        description="any local Hugging Face video classifier (VideoMAE, TimeSformer, ViViT): "
+        "checkpoint=<folder written by save_pretrained>, read offline",
+        load_classifier=hf.load_hf_entry,
+        frames=16,
+        attention_layer="network.token_grid",
     )
 )
