@@ -21,8 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from vidadv.models import VideoClassifier, build_network
-from vidadv.models.registry import available_networks
+from vidadv.models import VideoClassifier, available_models, build_network
 
 DEFAULT_MODELS = ["nl50", "nl101", "slowfast50", "slowfast101", "tpn50", "tpn101"]
 
@@ -84,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
 
-    unknown = [m for m in args.models if m not in available_networks()]
+    unknown = [m for m in args.models if m not in available_models()]
     if unknown:
-        parser.error(f"unknown models {unknown}; choose from {available_networks()}")
+        parser.error(f"unknown models {unknown}; choose from {available_models()}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

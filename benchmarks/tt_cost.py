@@ -15,6 +15,15 @@ time are printed (on a shared, loaded CPU the CPU-time ratio is the steadier one
 default, for the same reason.
 
     python benchmarks/tt_cost.py --model tiny --clip 3 16 48 48 --batch 1 --shift-length 7 --chunks 0 5 1
+
+``--sweep``: the automatic chunk sizes (the rule ``chunk_size=None`` and the timed ``"auto"``,
+`vidadv.attacks.chunking`) against every fixed chunk size 1..2L+1, for TT (L = 7) on NL-50 (gluoncv
+layout, random weights) at 32x56x56 and 32x112x112 and the zoo's nl-l at 32x32x32; one clip, a reduced
+number of steps (SWEEP_CASES), all configurations interleaved in one process, best of the repeats; the
+timed choice's one-off selection call is timed apart. Wall and process CPU time are both printed: on a
+shared machine the CPU time is the steadier one.
+
+    python benchmarks/tt_cost.py --sweep
 """
 
 from __future__ import annotations
@@ -152,6 +161,100 @@ def _child(passthrough: list[str], chunk: int, measure: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+SWEEP_CASES = (  # (model, H = W, TT steps, repeats)
+    ("nl-l", 32, 3, 2),
+    ("nl50", 56, 1, 1),
+    ("nl50", 112, 1, 1),
+)
+
+
+def _sweep_model(name: str) -> nn.Module:
+    from vidadv.models import build_network, load_model
+
+    model = build_network(name) if name == "nl50" else load_model(name)
+    return model.eval().requires_grad_(False)
+
+
+def sweep(shift_length: int = 7, threads: int = 0) -> list[dict]:
+    """TT time with the automatic chunk sizes (the rule, ``chunk_size=None``, and the timed ``"auto"``)
+    against every fixed chunk size 1..2L+1 (see the module docstring)."""
+    from vidadv.attacks import build_attack
+
+    if threads:
+        torch.set_num_threads(threads)
+    print(f"torch threads {torch.get_num_threads()}; on a shared machine the times are noisy", flush=True)
+    copies = 2 * shift_length + 1
+    rows = []
+    for name, size, steps, repeats in SWEEP_CASES:
+        torch.manual_seed(0)
+        model = _sweep_model(name)
+        x = torch.rand(1, 3, 32, size, size, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            y = model(x).argmax(1)
+        options = {"eps": 16 / 255, "steps": steps, "shift_length": shift_length}
+        build_attack("tt", model, chunk_size=copies, **{**options, "steps": 1})(x, y)  # warm-up
+        timed = build_attack("tt", model, chunk_size="auto", **options)
+        t0 = time.perf_counter()
+        timed(x, y)  # selection: every candidate timed on the first step, then cached
+        first_call = time.perf_counter() - t0
+        selection = dict(timed.model_gradient.chunk_timings)
+        configs: list[int | str | None] = [None, "auto", *range(1, copies + 1)]
+        attacks = {
+            c: timed if c == "auto" else build_attack("tt", model, chunk_size=c, **options) for c in configs
+        }
+        wall: dict[int | str | None, float] = {}
+        cpu: dict[int | str | None, float] = {}
+        for _ in range(repeats):
+            for c in configs:
+                t0, c0 = time.perf_counter(), time.process_time()
+                attacks[c](x, y)
+                wall[c] = min(wall.get(c, float("inf")), time.perf_counter() - t0)
+                cpu[c] = min(cpu.get(c, float("inf")), time.process_time() - c0)
+        fixed = [c for c in configs if isinstance(c, int)]
+        best = min(fixed, key=lambda c: wall[c])
+        best_cpu = min(fixed, key=lambda c: cpu[c])
+        choice = {"rule": attacks[None].chunk_size_used, "auto": timed.chunk_size_used}
+        row = {
+            "model": name,
+            "clip": f"32x{size}x{size}",
+            "steps": steps,
+            "rule_chunk": choice["rule"],
+            "auto_chunk": choice["auto"],
+            "selection_s": selection,
+            "auto_first_call_s": first_call,
+            "best_fixed_wall": best,
+            "best_fixed_cpu": best_cpu,
+            "wall_s": {str(c): wall[c] for c in configs},
+            "cpu_s": {str(c): cpu[c] for c in configs},
+        }
+        for label, chunk in choice.items():
+            # the chosen size's own fixed-size run against the best fixed one, and the run itself
+            key = None if label == "rule" else "auto"
+            row[f"{label}_over_best_wall"] = wall[key] / wall[best] - 1.0
+            row[f"{label}_over_best_cpu"] = cpu[key] / cpu[best_cpu] - 1.0
+            row[f"{label}_fixed_over_best_cpu"] = cpu[chunk] / cpu[best_cpu] - 1.0
+        rows.append(row)
+        timings = ", ".join(f"{c}: {t:.2f}s" for c, t in selection.items())
+        print(
+            f"{name} {row['clip']} TT({steps}) L={shift_length}: rule chose {choice['rule']}, "
+            f"timed 'auto' chose {choice['auto']} (step-1 timings {timings}; "
+            f"first call with selection {first_call:.2f}s); best fixed: {best} by wall, {best_cpu} by cpu",
+            flush=True,
+        )
+        for label in ("rule", "auto"):
+            over_wall = 100 * row[label + "_over_best_wall"]
+            over_cpu = 100 * row[label + "_over_best_cpu"]
+            fixed_cpu = 100 * row[label + "_fixed_over_best_cpu"]
+            print(
+                f"  {label}: over the best fixed chunk size: wall {over_wall:+.1f} %, cpu {over_cpu:+.1f} % "
+                f"(its size run as a fixed size: cpu {fixed_cpu:+.1f} %)",
+                flush=True,
+            )
+        print("  wall s: " + " ".join(f"{c}:{wall[c]:.2f}" for c in configs), flush=True)
+        print("  cpu s:  " + " ".join(f"{c}:{cpu[c]:.2f}" for c in configs), flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -169,7 +272,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--measure", default="time", choices=["time", "mem-tt", "mem-bare"], help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "--sweep", action="store_true", help="automatic vs every fixed chunk size (see above)"
+    )
+    parser.add_argument("--json", default=None, help="--sweep: also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    if args.sweep:
+        explicit = any(a.startswith("--threads") for a in (argv if argv is not None else sys.argv[1:]))
+        rows = sweep(args.shift_length, args.threads if explicit else 0)  # sweep: torch's default threads
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(rows, handle, indent=1, default=str)
+        return 0
     if args.chunk is not None:
         print(json.dumps(worker(args)))
         return 0

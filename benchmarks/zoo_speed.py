@@ -1,7 +1,7 @@
 """Speed of the embedded zoo models: forward and forward+backward time per clip on this machine.
 
 Attacks need the gradient of the loss with respect to the input clip, so "forward+backward" here is one
-such gradient evaluation (parameters frozen, as in `load_zoo_model`). Each model runs at the zoo's input
+such gradient evaluation (parameters frozen, as in `load_model`). Each model runs at the zoo's input
 size, (N, 3, 32, 32, 32), with batch 1 and batch 32; the time reported is the median over `--repeats`
 timed runs (after one warm-up run), divided by the batch size. Uses the shipped weights when they are
 there, else random ones (speed does not depend on the values). `torch.set_num_threads` is left at its
@@ -19,14 +19,14 @@ import time
 import torch
 import torch.nn.functional as F
 
-from vidadv.models import zoo
+from vidadv.models import load_model, wrap_network, zoo
 
 
 def _classifier(name: str) -> torch.nn.Module:
     try:
-        return zoo.load_zoo_model(name)
+        return load_model(name)
     except (FileNotFoundError, ValueError):
-        classifier = zoo.wrap_zoo_network(name, zoo.build_zoo_network(name))
+        classifier = wrap_network(name, zoo.build_zoo_network(name))
         classifier.requires_grad_(False)
         return classifier.eval()
 

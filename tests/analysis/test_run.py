@@ -21,6 +21,7 @@ from vidadv.experiments.analyze import (
     run_analyze,
 )
 from vidadv.experiments.runtime import Factories
+from vidadv.models import wrap_network
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 8
@@ -242,7 +243,7 @@ def test_embedded_config_on_zoo_architectures(tmp_path: Path) -> None:
     def untrained_zoo_model(
         spec: AnalysisModelSpec, device: torch.device, dtype: torch.dtype
     ) -> torch.nn.Module:
-        return zoo.wrap_zoo_network(spec.name, zoo.build_zoo_network(spec.name, seed=0))
+        return wrap_network(spec.name, zoo.build_zoo_network(spec.name, seed=0))
 
     raw = yaml.safe_load((REPO_ROOT / "configs" / "analysis_embedded.yaml").read_text())
     # One clip and two methods keep this short (mean-padding costs as much as zero-padding).

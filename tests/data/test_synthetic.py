@@ -18,9 +18,9 @@ from vidadv.data.synthetic import (
     REVERSED_PAIRS,
     ProceduralActions,
     build_synthetic_dataset,
-    clip_seed,
     describe,
     generate_batch,
+    item_seed,
 )
 
 NUM_CLASSES = len(CLASS_NAMES)
@@ -218,7 +218,7 @@ def test_splits_are_disjoint() -> None:
     for a, b in [("train", "val"), ("train", "test"), ("val", "test")]:
         distance = torch.cdist(clips[a].flatten(1), clips[b].flatten(1), p=1) / clips[a][0].numel()
         assert distance.min() > 0.02
-    seeds = {clip_seed(0, split, i) for split in ("train", "val", "test") for i in range(1000)}
+    seeds = {item_seed(0, split, i) for split in ("train", "val", "test") for i in range(1000)}
     assert len(seeds) == 3000
 
 

@@ -210,14 +210,20 @@ def test_hash_tracks_what_changes_the_adversarial_clips(tmp_path: Path) -> None:
     same = [
         {"device": "auto"},
         {"output_dir": str(tmp_path / "elsewhere")},
-        {"chunk_size": 4},
         {"h264_crf": 30},
     ]
     for change in same:
         raw = config_dict(tmp_path / "run")
         raw.update(change)
         assert _load(raw).config_hash() == base, change
-    different = [{"eps": "8/255"}, {"seed": 6}, {"batch_size": 3}, {"steps": 3}, {"save_dtype": "float16"}]
+    different = [
+        {"eps": "8/255"},
+        {"seed": 6},
+        {"batch_size": 3},
+        {"steps": 3},
+        {"save_dtype": "float16"},
+        {"chunk_size": 4},
+    ]
     for change in different:
         assert _load(config_dict(tmp_path / "run", **change)).config_hash() != base, change
     raw = config_dict(tmp_path / "run")
@@ -459,3 +465,15 @@ def test_bad_device_is_the_same_error_in_a_config_on_the_command_line_and_in_the
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+
+
+def test_a_set_chunk_size_enters_the_run_hash_and_null_keeps_old_hashes(tmp_path: Path) -> None:
+    """Another chunk size changes results by float rounding (as another batch size does): a set value is
+    hashed, so a resume with another one is refused; null leaves the hashes of existing runs as they were."""
+    base = load_config(REPO / "configs" / "embedded_paper_attacks_eps4.yaml", check_files=False)
+    assert "chunk_size" not in base.hashed_fields()
+    assert base.config_hash() == RECORDED_HASHES["embedded_paper_attacks_eps4"]
+    four = base.model_copy(update={"chunk_size": 4})
+    five = base.model_copy(update={"chunk_size": 5})
+    assert four.hashed_fields()["chunk_size"] == 4
+    assert len({base.config_hash(), four.config_hash(), five.config_hash()}) == 3

@@ -1,16 +1,14 @@
-"""build_network / load_model: checkpoint formats, class counts, zoo dispatch and bad input."""
+"""build_network / load_model: checkpoint formats, class counts and bad input."""
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_model
 
-from vidadv.models import VideoClassifier, available_models, build_network, load_model, save_checkpoint
+from vidadv.models import VideoClassifier, build_network, load_model, save_checkpoint
 from vidadv.models.checkpoint import classifier_keys, extract_state_dict, read_checkpoint
 
 TINY = {"layers": (1, 1, 1, 1), "base_channels": 4}
@@ -93,7 +91,7 @@ def test_class_count_mismatch(network, tmp_path: Path) -> None:
 
 
 def test_classifier_keys_found_by_shape() -> None:
-    assert classifier_keys("nl50", **TINY) == {
+    assert classifier_keys(lambda n: build_network("nl50", num_classes=n, **TINY)) == {
         "fc.weight": 0,
         "fc.bias": 0,
         "head.1.weight": 0,
@@ -177,33 +175,6 @@ def test_bad_num_classes(num_classes) -> None:
 def test_bad_device() -> None:
     with pytest.raises(ValueError, match="invalid device"):
         load_model("nl50", device="gpu-please", **TINY)
-
-
-@pytest.fixture
-def fake_zoo(monkeypatch: pytest.MonkeyPatch) -> list:
-    calls: list = []
-    zoo = types.ModuleType("vidadv.models.zoo")
-    zoo.ZOO_NAMES = ("nl-s", "nl-l")
-
-    def load_zoo_model(name: str, device="cpu"):
-        calls.append((name, device))
-        return "zoo-model"
-
-    zoo.load_zoo_model = load_zoo_model
-    monkeypatch.setitem(sys.modules, "vidadv.models.zoo", zoo)
-    return calls
-
-
-def test_zoo_names_dispatch_to_the_zoo(fake_zoo: list) -> None:
-    assert load_model("nl-s", device="cpu") == "zoo-model"
-    assert fake_zoo == [("nl-s", torch.device("cpu"))]
-    assert {"nl-s", "nl-l", "nl50", "i3d_nl5_resnet50_v1_kinetics400"} <= set(available_models())
-    with pytest.raises(ValueError, match="shipped weights.*checkpoint"):
-        load_model("nl-l", checkpoint="w.pth")
-    with pytest.raises(ValueError, match="zoo model"):
-        build_network("nl-s")
-    with pytest.raises(ValueError, match="valid names: .*nl-s"):
-        load_model("nl-xl")
 
 
 @pytest.mark.parametrize(("kind", "value"), [("pth", float("nan")), ("safetensors", float("inf"))])

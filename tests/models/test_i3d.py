@@ -273,3 +273,23 @@ def test_residual_grad_scale_scales_only_the_branch(make_block) -> None:
 def test_bad_constructor_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         tiny(**kwargs)
+
+
+# ----------------------------------------------------------------------------- initialization
+
+
+@pytest.mark.parametrize("seed", [0, 101])
+def test_generator_init_equals_a_seeded_global_construction(seed: int) -> None:
+    """With a generator, I3D draws PyTorch's default initialization (and the N(0, 0.01) classifier) from
+    it, in construction order: the same tensors as building it after torch.manual_seed(seed) (the
+    convention the zoo's nl-s/nl-l weights were trained from), and the global generator is left alone."""
+    config = {"nonlocal_stages": (1, 2), "nonlocal_subsample": True}
+    before = torch.random.get_rng_state()
+    drawn = tiny(generator=torch.Generator().manual_seed(seed), **config).state_dict()
+    assert torch.equal(torch.random.get_rng_state(), before)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        reference = tiny(**config).state_dict()
+    assert list(drawn) == list(reference)
+    for key, value in reference.items():
+        assert torch.equal(drawn[key], value), key

@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.models.gluoncv_ref import load_reference, recipe_input, recipe_state_dict
-from vidadv.models.common import ResidualBlock, residual_blocks
+from vidadv.models import get_model_entry
+from vidadv.models.common import Bottleneck3d, ResidualBlock, residual_blocks
 from vidadv.models.slowfast import (
     GLUONCV_CONFIGS,
     SlowFast,
-    SlowFastBottleneck,
     slowfast_8x8_resnet50_kinetics400,
     slowfast_8x8_resnet101_kinetics400,
 )
@@ -26,7 +26,8 @@ SMALL = {"layers": (1, 1, 1, 1), "base_channels": 8, "alpha": 4, "beta": 4, "fus
 
 
 def small_model(num_classes: int = 5, seed: int = 0, **overrides: object) -> SlowFast:
-    return SlowFast(**{**SMALL, "num_classes": num_classes, "seed": seed, **overrides})  # type: ignore[arg-type]
+    generator = torch.Generator().manual_seed(seed)
+    return SlowFast(**{**SMALL, "num_classes": num_classes, "generator": generator, **overrides})  # type: ignore[arg-type]
 
 
 def clips(n: int = 2, t: int = 32, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -76,11 +77,9 @@ def test_builder_passes_num_classes_and_options() -> None:
     assert model.layers == (3, 4, 23, 3) and model.fusion_kernel_size == 5
 
 
-def test_registry_resolves_names_and_aliases() -> None:
-    from vidadv.models.registry import get_builder
-
-    assert get_builder("slowfast50") is slowfast_8x8_resnet50_kinetics400
-    assert get_builder("slowfast_8x8_resnet101_kinetics400") is slowfast_8x8_resnet101_kinetics400
+def test_catalogue_resolves_names_and_aliases() -> None:
+    assert get_model_entry("slowfast50").builder is slowfast_8x8_resnet50_kinetics400
+    assert get_model_entry("slowfast_8x8_resnet101_kinetics400").builder is slowfast_8x8_resnet101_kinetics400
 
 
 # --- structure -------------------------------------------------------------------------------------
@@ -92,7 +91,7 @@ def test_blocks_are_residual_blocks(layers: tuple[int, int, int, int]) -> None:
         model = SlowFast(layers=layers, base_channels=16, beta=8, num_classes=3)
     blocks = residual_blocks(model)
     assert len(blocks) == 2 * sum(layers)  # one chain per pathway
-    assert all(isinstance(block, SlowFastBottleneck) and isinstance(block, ResidualBlock) for block in blocks)
+    assert all(isinstance(block, Bottleneck3d) and isinstance(block, ResidualBlock) for block in blocks)
 
 
 def test_channel_widths_follow_base_and_beta() -> None:
@@ -173,8 +172,10 @@ def test_attention_layer_output_is_what_the_classifier_pools() -> None:
     torch.testing.assert_close(model.fc(features), model(x))
 
 
-def test_seed_controls_initialisation() -> None:
+def test_generator_controls_initialisation_and_leaves_the_global_one_alone() -> None:
+    before = torch.random.get_rng_state()
     first, again, other = small_model(seed=3), small_model(seed=3), small_model(seed=4)
+    assert torch.equal(torch.random.get_rng_state(), before)
     for (name, a), b in zip(first.state_dict().items(), again.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
     assert not torch.equal(first.fast_conv1.weight, other.fast_conv1.weight)
@@ -184,7 +185,7 @@ def test_seed_controls_initialisation() -> None:
 
 
 def test_residual_grad_scale_scales_only_the_residual_branch() -> None:
-    block = SlowFastBottleneck(in_channels=16, inner_channels=4, temporal_kernel=3).eval()
+    block = Bottleneck3d(in_channels=16, planes=4, temporal_kernel=3).eval()
     assert block.downsample is None  # identity shortcut
     x = torch.randn(1, 16, 4, 5, 5, generator=torch.Generator().manual_seed(0))
     weights = torch.randn(1, 16, 4, 5, 5, generator=torch.Generator().manual_seed(1))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tests.models.gluoncv_ref import load_reference, recipe_input, recipe_state_dict
-from vidadv.models import registry, tpn
-from vidadv.models.common import ResidualBlock, residual_blocks
+from vidadv.models import get_model_entry, tpn
+from vidadv.models.common import Bottleneck3d, ResidualBlock, residual_blocks
 
 GLUONCV_BUILDERS = {
     "tpn_resnet50_f32s2_kinetics400": tpn.tpn_resnet50_f32s2_kinetics400,
@@ -44,7 +44,7 @@ def test_state_dict_matches_gluoncv_layout(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(GLUONCV_BUILDERS))
 def test_builders_are_registered(name: str) -> None:
-    assert registry._BUILDERS[name] is GLUONCV_BUILDERS[name]
+    assert get_model_entry(name).builder is GLUONCV_BUILDERS[name]
 
 
 @pytest.mark.slow
@@ -87,7 +87,7 @@ def test_small_config_forward_backward_at_32_pixels() -> None:
     net = small_tpn().train()
     blocks = residual_blocks(net)
     assert len(blocks) == 4 and all(isinstance(b, ResidualBlock) for b in blocks)
-    assert all(isinstance(b, tpn.TPNBottleneck) for b in blocks)
+    assert all(isinstance(b, Bottleneck3d) for b in blocks)
     clip = torch.rand(2, 3, 32, 32, 32, generator=torch.Generator().manual_seed(1), requires_grad=True)
     logits = net(clip)
     assert logits.shape == (2, 5) and torch.isfinite(logits).all()
@@ -133,7 +133,7 @@ def test_attention_layer_is_the_last_stage() -> None:
 def test_residual_grad_scale_scales_only_the_residual_branch(gamma: float) -> None:
     """out = relu(branch(x) + x): d/dx = mask * (gamma * J_branch + I), linear in gamma (SGM)."""
     torch.manual_seed(4)
-    block = tpn.TPNBottleneck(16, 4, inflate=True).eval()
+    block = Bottleneck3d(16, 4, temporal_kernel=3).eval()
     x = torch.randn(1, 16, 3, 4, 4)
     v = torch.randn(1, 16, 3, 4, 4)
 

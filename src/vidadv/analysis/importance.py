@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidadv.models.gradcam import grad_cam
+
 IMPORTANCE_METHODS: tuple[str, ...] = ("gradcam", "zero_padding", "mean_padding")
 MEAN_PADDING_BOUNDARIES: tuple[str, ...] = ("clamp", "cyclic")
 GRADCAM_TEMPORAL_MAPPINGS: tuple[str, ...] = ("interpolate", "repeat")
@@ -310,8 +312,6 @@ def gradcam_importance(
 ) -> torch.Tensor:
     """Grad-CAM frame importance (N, T): spatial mean of the Grad-CAM map per temporal slice of ``layer``
     (default: the classifier's ``attention_layer``), mapped back to the T input frames."""
-    from vidadv.models.gradcam import grad_cam  # lazy: written by the attacks helper
-
     _check_clips_and_labels(clips, labels)
     if temporal_mapping not in GRADCAM_TEMPORAL_MAPPINGS:
         raise ValueError(

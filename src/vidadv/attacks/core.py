@@ -12,7 +12,8 @@ composition (the order of names in a spec never matters) is::
 
 Input transforms run outer to inner on a batch and expand it: VT/VR add noise copies, SIM scales,
 DI resizes/pads, TT shifts in time; all copies of all clips then go through the model as one batch,
-split into `chunk_size` rows, and the gradients go back through the transforms in reverse.
+split into `chunk_size` rows (chosen automatically when not given), and the gradients go back through
+the transforms in reverse.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from vidadv.attacks import official
+from vidadv.attacks.estimators import SHIFT_SAMPLING, make_temporal_estimator
 from vidadv.attacks.gradients import (
     LOSSES,
     ModelGradient,
@@ -45,7 +47,6 @@ from vidadv.attacks.transforms import (
     Rows,
     ScaleInvariance,
     StepContext,
-    TemporalTranslation,
     VarianceReduction,
     VarianceTuning,
     total_copies,
@@ -130,6 +131,17 @@ def _optional_int(name: str, value: Any) -> int | None:
     return None if value is None else _int(1)(name, value)
 
 
+def _chunk_size(name: str, value: Any) -> int | str | None:
+    if value == "auto":
+        return value
+    try:
+        return _optional_int(name, value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"option {name} must be an int >= 1, None (automatic rule) or 'auto' (timed), got {value!r}"
+        ) from None
+
+
 def _optional_step(name: str, value: Any) -> float | None:
     return None if value is None else _real(0.0, lo_open=True)(name, value)
 
@@ -176,7 +188,7 @@ _OPTIONS: dict[str, _Option] = {
     "targeted": _Option(False, None, _bool),
     "loss": _Option("ce", None, _choice(LOSSES)),
     "seed": _Option(0, None, _seed),
-    "chunk_size": _Option(None, None, _optional_int),
+    "chunk_size": _Option(None, None, _chunk_size),
     "progress": _Option(False, None, _bool),
     "convention": _Option("vidadv", None, _choice(official.CONVENTIONS)),
     "decay": _Option(1.0, ("mi", "ni"), _real(0.0)),
@@ -196,6 +208,8 @@ _OPTIONS: dict[str, _Option] = {
     "shift_length": _Option(7, ("tt",), _int(0)),
     "weights": _Option("gaussian", ("tt",), _tt_weights),
     "strategy": _Option("adjacent", ("tt",), _choice(SHIFT_STRATEGIES)),
+    "shift_sampling": _Option("all", ("tt",), _choice(SHIFT_SAMPLING)),
+    "shift_samples": _Option(None, ("tt",), _optional_int),
 }
 
 
@@ -295,7 +309,8 @@ class Attack:
 
     Attributes: `spec` (canonical spec string), `methods`, `options` (every resolved option),
     `gradient_evaluations_per_step` (clip forward+backward passes per step per clip) and
-    `setup_gradient_evaluations` (one-off passes per clip, e.g. ATA's cached reference maps).
+    `setup_gradient_evaluations` (one-off passes per clip, e.g. ATA's cached reference maps) and
+    `gradient_evaluations_per_clip` (the whole attack's passes per clip).
     """
 
     def __init__(self, methods: tuple[str, ...], model: nn.Module, options: dict[str, Any]) -> None:
@@ -353,6 +368,17 @@ class Attack:
             else:
                 self.gradient_evaluations_per_step = 2 * copies
 
+    @property
+    def gradient_evaluations_per_clip(self) -> int:
+        """Clip forward+backward passes one clip costs over the whole attack (steps x per step + setup)."""
+        return self.steps * self.gradient_evaluations_per_step + self.setup_gradient_evaluations
+
+    @property
+    def chunk_size_used(self) -> int | None:
+        """Rows per forward/backward pass in the last gradient (the automatic choice when `chunk_size`
+        is None or "auto"; see `vidadv.attacks.chunking`)."""
+        return self.model_gradient.chunk_size_used
+
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.options.items() if not isinstance(v, nn.Module)}
         return f"Attack({self.spec!r}, {', '.join(f'{k}={v!r}' for k, v in shown.items())})"
@@ -364,8 +390,12 @@ class Attack:
             "vr": lambda: VarianceReduction(options["vr_samples"], options["vr_sigma"]),
             "sim": lambda: ScaleInvariance(options["sim_copies"]),
             "di": lambda: DiverseInputs(options["diversity_prob"], options["resize_rate"]),
-            "tt": lambda: TemporalTranslation(
-                options["shift_length"], options["weights"], options["strategy"]
+            "tt": lambda: make_temporal_estimator(
+                options["shift_length"],
+                options["weights"],
+                options["strategy"],
+                options["shift_sampling"],
+                options["shift_samples"],
             ),
         }
         return [makers[name]() for name in _TRANSFORM_ORDER if name in methods]
@@ -540,12 +570,15 @@ def build_attack(spec: str, model: nn.Module, **options: Any) -> Attack:
     """Build a composed attack from a ``+``-joined spec, e.g. ``build_attack("tt+mi", model, eps=16/255)``.
 
     Common options: eps (16/255), steps (10; fgsm: 1), step_size (eps/steps; fgsm: eps), norm
-    ("linf" | "l2"), targeted (False), loss ("ce" | "cw"), seed (0), chunk_size (None = all copies in
-    one pass), progress (False). Method options (only valid when the method is in the spec):
+    ("linf" | "l2"), targeted (False), loss ("ce" | "cw"), seed (0), chunk_size (rows per forward pass;
+    None = a deterministic rule, "auto" = timed; see `vidadv.attacks.chunking`), progress (False). Method
+    options (only valid when the method is in the spec):
     mi/ni: decay=1.0, momentum_norm="clip"|"frame"; ti: kernel_size=15, kernel_nsig=3;
     di: diversity_prob=0.5, resize_rate=250/224; sim: sim_copies=5; vt: vt_samples=20, vt_beta=1.5;
     vr: vr_samples=20, vr_sigma=15/255; sgm: sgm_gamma=0.5; ata: ata_layer (default
-    model.attention_layer), ata_weight=1.0; tt: shift_length=7, weights="gaussian", strategy="adjacent".
+    model.attention_layer), ata_weight=1.0; tt: shift_length=7, weights="gaussian", strategy="adjacent",
+    shift_sampling="all" (TT; "iid" | "antithetic" | "sag": cheaper estimators, see
+    `vidadv.attacks.estimators`), shift_samples (gradients per step for those).
 
     convention: "vidadv" (default; every method from its paper's definition) or "official" (the
     released TT code's conventions, see `vidadv.attacks.official`; needs a `VideoClassifier` for SIM
@@ -591,4 +624,9 @@ def build_attack(spec: str, model: nn.Module, **options: Any) -> Attack:
         resolved["step_size"] = resolved["eps"] / resolved["steps"]
     if "tt" in methods:
         temporal_weights(resolved["shift_length"], resolved["weights"])  # validates explicit weights
+        if resolved["shift_sampling"] == "sag" and "di" in methods:
+            raise ValueError(
+                "shift_sampling='sag' cannot be combined with di: its table would keep gradients of earlier "
+                "steps' random DI geometry and map them back through the current one"
+            )
     return Attack(methods, model, resolved)

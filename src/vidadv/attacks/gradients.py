@@ -12,6 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidadv.attacks.chunking import (
+    cached_chunk_size,
+    candidate_chunk_sizes,
+    choose_chunk_size,
+    chunk_key,
+    rule_chunk_size,
+)
+from vidadv.models.common import residual_blocks, scale_grad
 from vidadv.models.gradcam import logits_and_cam
 
 __all__ = [
@@ -61,7 +69,7 @@ class ModelGradient:
         model: nn.Module,
         loss: str,
         targeted: bool,
-        chunk_size: int | None,
+        chunk_size: int | str | None,
         ata_layer: nn.Module | None = None,
         ata_weight: float = 0.0,
         ata_distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -75,6 +83,8 @@ class ModelGradient:
         self.ata_weight = ata_weight
         self.ata_distance = ata_distance or _squared_distance
         self.ata_second_order = ata_second_order
+        self.chunk_size_used: int | None = None
+        self.chunk_timings: dict[int, float] = {}
 
     def _check_logits(self, logits: object, labels: torch.Tensor) -> torch.Tensor:
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != labels.shape[0]:
@@ -105,9 +115,43 @@ class ModelGradient:
         ref: torch.Tensor | None = None,
         ref_cams: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Per-row gradients (R, C, T, H, W), and the reference Grad-CAM maps used (for caching)."""
+        """Per-row gradients (R, C, T, H, W), and the reference Grad-CAM maps used (for caching).
+
+        `chunk_size`: an int, None (the deterministic rule) or "auto" (timed on the first call for this
+        model and row shape, then cached): see `vidadv.attacks.chunking`. `chunk_size_used` records the
+        size of the last call.
+        """
+        if self.chunk_size != "auto":
+            chunk = rule_chunk_size(x) if self.chunk_size is None else int(self.chunk_size)
+            self.chunk_size_used = chunk
+            return self._passes(chunk, x, loss_labels, cam_labels, ref, ref_cams)
+        key = chunk_key(x, (self.ata_layer is not None, ref_cams is not None, self.loss))
+        chunk = cached_chunk_size(self.model, key)
+        if chunk is None:
+            chunk, result, self.chunk_timings = choose_chunk_size(
+                self.model,
+                key,
+                x.device,
+                lambda c: self._passes(c, x, loss_labels, cam_labels, ref, ref_cams),
+                candidate_chunk_sizes(x.shape[0]),
+            )
+            self.chunk_size_used = chunk
+            return result
+        self.chunk_size_used = chunk
+        return self._passes(chunk, x, loss_labels, cam_labels, ref, ref_cams)
+
+    def _passes(
+        self,
+        chunk: int,
+        x: torch.Tensor,
+        loss_labels: torch.Tensor,
+        cam_labels: torch.Tensor | None,
+        ref: torch.Tensor | None,
+        ref_cams: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The gradients of `__call__`, `chunk` rows per forward/backward pass."""
         rows = x.shape[0]
-        chunk = self.chunk_size or rows
+        chunk = min(chunk, rows)
         grads = torch.empty_like(x) if chunk < rows else x
         use_ata = self.ata_layer is not None
         new_ref_cams: list[torch.Tensor] = []
@@ -165,17 +209,6 @@ def smooth_gradient(grad: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv3d(grad, weight, padding=(0, k // 2, k // 2), groups=C)
 
 
-class _ScaleGradCopy(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.scale = scale
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return grad * ctx.scale, None
-
-
 _BLOCK_MARKERS = ("Bottleneck", "BasicBlock")
 
 
@@ -200,8 +233,6 @@ def _foreign_relu_hooks(model: nn.Module, gamma: float) -> list[tuple[nn.Module,
 
 def check_skip_gradient(model: nn.Module) -> None:
     """Raise ValueError unless SGM can modify `model` (see `skip_gradient`)."""
-    from vidadv.models.common import residual_blocks
-
     if not residual_blocks(model) and not _foreign_relu_hooks(model, 1.0):
         raise ValueError(
             "SGM needs a residual network: the model has no vidadv ResidualBlock and no ReLU inside "
@@ -214,8 +245,6 @@ def skip_gradient(model: nn.Module, gamma: float) -> Iterator[None]:
     """SGM (Wu et al. ICLR 2020): during the block, gradients through residual branches are
     multiplied by gamma (skip connections untouched). vidadv's `ResidualBlock`s get
     ``residual_grad_scale = gamma``; other models get the official ReLU backward rule."""
-    from vidadv.models.common import residual_blocks
-
     blocks = residual_blocks(model)
     if blocks:
         previous = [b.__dict__.get("residual_grad_scale") for b in blocks]
@@ -237,7 +266,7 @@ def skip_gradient(model: nn.Module, gamma: float) -> Iterator[None]:
         for module, scale in targets:
 
             def hook(_m: nn.Module, _inp: object, out: torch.Tensor, s: float = scale) -> torch.Tensor:
-                return _ScaleGradCopy.apply(out, s)
+                return scale_grad(out, s)
 
             handles.append(module.register_forward_hook(hook))
         yield

@@ -45,6 +45,7 @@ from .video import (
     read_frame_folder,
     read_video_frames,
     to_uint8_frames,
+    video_frame_rate,
     write_video,
 )
 
@@ -87,5 +88,6 @@ __all__ = [
     "ucf101_class_names",
     "ucf101_test01_list",
     "ucf_loop_indices",
+    "video_frame_rate",
     "write_video",
 ]

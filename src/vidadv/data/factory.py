@@ -22,6 +22,10 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from .csv_dataset import CsvClipDataset
+from .kinetics import Kinetics400Clips
+from .ucf101 import UCF101Clips
+
 __all__ = ["DATASET_TYPES", "build_dataset", "dataset_spec_keys"]
 
 _SPEC_KEYS: dict[str, dict[str, str]] = {
@@ -103,13 +107,7 @@ def build_dataset(spec: Mapping[str, Any]) -> Dataset:
     if kwargs.get("decode_size") is not None:
         kwargs["decode_size"] = tuple(kwargs["decode_size"])
     if dataset_type == "kinetics400":
-        from .kinetics import Kinetics400Clips
-
         return Kinetics400Clips(**kwargs)
     if dataset_type == "ucf101":
-        from .ucf101 import UCF101Clips
-
         return UCF101Clips(**kwargs)
-    from .csv_dataset import CsvClipDataset
-
     return CsvClipDataset(**kwargs)

@@ -39,10 +39,10 @@ shake, flicker and noise backwards too), so a clip sees ``frames / sequence_leng
 with ``random_window``, may start anywhere in it, as with real video. A fixed window is the centred one.
 
 Determinism and splits: every random choice comes from a ``torch.Generator``. In :class:`ProceduralActions`
-item ``i`` of split ``s`` uses its own generator seeded with ``clip_seed(seed, s, i)`` (splitmix64 of the
+item ``i`` of split ``s`` uses its own generator seeded with ``item_seed(seed, s, i)`` (splitmix64 of the
 seed, a per-split constant and the index), so an item does not depend on access order, batch composition or
 dataset size, and train / val / test draw from different seed streams (disjoint in practice; the tests check
-that no clip repeats across splits). Random windows use a second stream ``window_seed(clip_seed, epoch)``;
+that no clip repeats across splits). Random windows use a second stream ``window_seed(item_seed, epoch)``;
 call :meth:`ProceduralActions.set_epoch` to draw new windows each epoch. :func:`generate_batch` draws a
 fresh batch from one generator, for training on unlimited data.
 
@@ -55,7 +55,6 @@ from __future__ import annotations
 import math
 import operator
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,6 +63,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from vidadv.utils.checks import check_labels
+from vidadv.utils.io import atomic_save_tensors
 
 __all__ = [
     "CLASS_NAMES",
@@ -75,7 +75,7 @@ __all__ = [
     "generate_batch",
     "build_synthetic_dataset",
     "describe",
-    "clip_seed",
+    "item_seed",
     "window_seed",
     "default_cache_dir",
 ]
@@ -144,16 +144,16 @@ def _splitmix64(value: int) -> int:
     return z ^ (z >> 31)
 
 
-def clip_seed(seed: int, split: str, index: int) -> int:
+def item_seed(seed: int, split: str, index: int) -> int:
     """Seed of item ``index`` of ``split``: splitmix64(splitmix64(seed) ^ split code) mixed with index."""
     split = _check_split(split)
     mixed = _splitmix64(_splitmix64(_splitmix64(int(seed) & _MASK64) ^ _SPLIT_CODES[split]) ^ int(index))
     return mixed >> 1  # 63 bits: always accepted by torch.Generator.manual_seed
 
 
-def window_seed(clip_seed_value: int, epoch: int) -> int:
+def window_seed(item_seed_value: int, epoch: int) -> int:
     """Seed of the random temporal window of one clip in one epoch (a stream separate from the clip's)."""
-    return _splitmix64(_splitmix64(int(clip_seed_value) ^ 0x57D0_A11C_E000_0000) ^ int(epoch)) >> 1
+    return _splitmix64(_splitmix64(int(item_seed_value) ^ 0x57D0_A11C_E000_0000) ^ int(epoch)) >> 1
 
 
 # --------------------------------------------------------------------------------------------- checks
@@ -587,7 +587,7 @@ def _render_items(
     split: str, seed: int, indices: Sequence[int], labels: Tensor, size: int, sequence_length: int
 ) -> Tensor:
     """Full ``sequence_length``-frame sequences (uint8, N x 3 x L x H x W) of dataset items ``indices``."""
-    generators = [torch.Generator().manual_seed(clip_seed(seed, split, i)) for i in indices]
+    generators = [torch.Generator().manual_seed(item_seed(seed, split, i)) for i in indices]
     uniforms = torch.stack([torch.rand(_NUM_UNIFORMS, generator=g) for g in generators])
     times = torch.arange(sequence_length, dtype=torch.float32).expand(len(indices), sequence_length)
 
@@ -603,21 +603,6 @@ def default_cache_dir() -> Path:
     """``$VIDADV_CACHE`` if set, else ``~/.cache/vidadv``."""
     root = os.environ.get("VIDADV_CACHE")
     return Path(root).expanduser() if root else Path.home() / ".cache" / "vidadv"
-
-
-def _atomic_save_safetensors(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """Write a .safetensors file atomically (temporary file in the same folder, then ``os.replace``)."""
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp_name, metadata=metadata)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 class ProceduralActions(Dataset):
@@ -780,7 +765,7 @@ class ProceduralActions(Dataset):
         start = self._window_cache.get(index)
         if start is None:
             generator = torch.Generator().manual_seed(
-                window_seed(clip_seed(self.seed, self.split, index), self.epoch)
+                window_seed(item_seed(self.seed, self.split, index), self.epoch)
             )
             start = int(torch.randint(0, self.sequence_length - self.frames + 1, (1,), generator=generator))
             self._window_cache[index] = start
@@ -825,8 +810,8 @@ class ProceduralActions(Dataset):
             except Exception:  # unreadable or foreign file: regenerate and overwrite it
                 pass
         self.materialize()
-        _atomic_save_safetensors(
-            {"clips": self._store, "labels": self.labels}, self.cache_path, metadata=self._metadata()
+        atomic_save_tensors(
+            self.cache_path, {"clips": self._store, "labels": self.labels}, metadata=self._metadata()
         )
 
 

@@ -35,6 +35,7 @@ import torch
 __all__ = [
     "VideoDecodeError",
     "count_frames",
+    "video_frame_rate",
     "read_video_frames",
     "count_folder_frames",
     "read_frame_folder",
@@ -118,6 +119,22 @@ def count_frames(path: PathLike) -> int:
     """Number of frames of a video file, counted by decoding (container metadata can be wrong)."""
     file_path = _check_file(path)
     return _count_decoded(file_path, file_path)
+
+
+def video_frame_rate(path: PathLike) -> Fraction | None:
+    """Average frame rate of the first video stream as the container states it (None when it does not)."""
+    file_path = _check_file(path)
+    container = _open_input(file_path, file_path)
+    try:
+        if not container.streams.video:
+            raise VideoDecodeError(file_path, "no video stream in file")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+    finally:
+        container.close()
+    if rate is None or rate <= 0:
+        return None
+    return Fraction(rate)
 
 
 def _count_decoded(source: PathLike | bytes, label: PathLike | None) -> int:

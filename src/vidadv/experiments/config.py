@@ -13,8 +13,8 @@ TT shift is reported at once). Every problem is a `ConfigError` (a `ValueError`)
 the value and what is allowed.
 
 The *config hash* covers everything that changes the adversarial clips (dataset, models, attacks,
-budget, batch size, dtypes, seed, clip selection settings) and excludes what only changes where or how
-fast they are computed (output_dir, device, chunk_size, evaluation settings).
+budget, batch size, dtypes, seed, clip selection settings, a chunk_size that is set) and excludes what
+only changes where or how fast they are computed (output_dir, device, evaluation settings).
 """
 
 from __future__ import annotations
@@ -269,7 +269,10 @@ class ExperimentConfig(ConfigModel):
     step_size: PositiveStep = setting(None, description="step in pixel units (default: eps / steps)")
     batch_size: PositiveInt = setting(1, description="clips attacked together (one seed per batch)")
     chunk_size: OptionalPositiveInt = setting(
-        None, description="model rows per forward pass (memory only)", hashed=False
+        None,
+        description="model rows per forward pass (null: vidadv.attacks.chunking's rule); another size "
+        "changes results by float rounding, as another batch size does, so a set value enters the run hash",
+        hashed="when_set",
     )
     device: Device = setting("auto", description="auto | cpu | cuda | cuda:N | mps", hashed=False)
     dtype: Annotated[str, one_of(DTYPES)] = setting("float32", description="model and attack dtype")

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy
+import safetensors
 import torch
 from torch import nn
 
+import vidadv
 from vidadv.attacks import build_attack
 from vidadv.data import build_dataset
 from vidadv.evaluation.report import format_table as format_table  # re-exported for the commands
@@ -160,11 +163,6 @@ def determinism(enabled: bool) -> Iterator[None]:
 
 def versions() -> dict[str, str]:
     """Versions of the software that produced a result (recorded in results.json)."""
-    import numpy
-    import safetensors
-
-    import vidadv
-
     info = {
         "vidadv": getattr(vidadv, "__version__", "unknown"),
         "python": sys.version.split()[0],

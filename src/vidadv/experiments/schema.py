@@ -143,9 +143,17 @@ def validate_config(cls: type[Model], raw: Any, *, what: str = "a config") -> Mo
 # ------------------------------------------------------------------------------------------------
 
 
-def setting(default: Any = ..., *, description: str, hashed: bool = True, internal: bool = False) -> Any:
+def setting(
+    default: Any = ...,
+    *,
+    description: str,
+    hashed: bool | str = True,
+    internal: bool = False,
+) -> Any:
     """A config field: its default, its description and whether it enters the run hash.
 
+    hashed: True, False, or "when_set" (enters the hash only when it differs from the default, so runs
+    made before the field could change results keep their hash).
     internal: set by the loader, not by the config file (such as the file it came from).
     """
     return Field(default, description=description, json_schema_extra={"hashed": hashed, "internal": internal})
@@ -211,11 +219,16 @@ class ConfigModel(BaseModel):
     def hashed_fields(self) -> dict[str, Any]:
         """The part of `to_dict()` whose fields are declared `hashed`."""
         full = self.to_dict()
-        return {
-            name: full[name]
-            for name, f in type(self).model_fields.items()
-            if name in full and _marker(f, "hashed", True)
-        }
+        hashed = {}
+        for name, field in type(self).model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            rule = extra.get("hashed", True)
+            if name not in full or not rule:
+                continue
+            if rule == "when_set" and getattr(self, name) == field.default:
+                continue
+            hashed[name] = full[name]
+        return hashed
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,9 +1,4 @@
-"""Building networks by name and loading checkpoints into them.
-
-`build_network` builds a bare network of the registry (gluoncv state-dict layout, input already
-normalized); `load_model` adds the weights from a checkpoint file and the normalization, giving a ready
-`VideoClassifier` in eval mode. Zoo names (the small locally trained models, e.g. "nl-s") are handed to
-`vidadv.models.zoo.load_zoo_model`.
+"""Checkpoint files: reading, writing, and matching a state dict to a network.
 
 Checkpoint files are untrusted input: `.pth`/`.pt`/`.ckpt`/`.bin` files are read with
 `torch.load(weights_only=True)` (tensors and plain containers only, no code execution) and
@@ -12,80 +7,28 @@ Checkpoint files are untrusted input: `.pth`/`.pt`/`.ckpt`/`.bin` files are read
 
 from __future__ import annotations
 
-import importlib
 import pickle
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from vidadv.models import registry
-from vidadv.models.wrapper import IMAGENET_MEAN, IMAGENET_STD, VideoClassifier
-
 __all__ = [
     "TORCH_SUFFIXES",
     "SAFETENSORS_SUFFIX",
-    "available_models",
-    "build_network",
+    "checkpoint_num_classes",
     "classifier_keys",
     "extract_state_dict",
-    "load_model",
     "load_network_state",
     "read_checkpoint",
     "save_checkpoint",
-    "zoo_names",
 ]
 
 TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 SAFETENSORS_SUFFIX = ".safetensors"
 _NESTED_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "net", "network")
 _SHOW = 5  # how many offending keys an error message lists
-
-
-def zoo_names() -> tuple[str, ...]:
-    """Names of the embedded zoo models, or () while `vidadv.models.zoo` is not installed."""
-    try:
-        zoo = importlib.import_module("vidadv.models.zoo")
-    except ModuleNotFoundError as error:
-        if error.name != "vidadv.models.zoo":
-            raise
-        return ()
-    return tuple(getattr(zoo, "ZOO_NAMES", ()))
-
-
-def available_models() -> list[str]:
-    """Every name `load_model` accepts: gluoncv names, their short aliases, and zoo names."""
-    return registry.available_networks() + list(zoo_names())
-
-
-def _resolve(name: object) -> str:
-    """Full gluoncv name for `name`; a clear error listing every valid name otherwise."""
-    if not isinstance(name, str):
-        raise TypeError(f"model name must be a string, got {type(name).__name__}")
-    try:
-        return registry.resolve_name(name)
-    except ValueError:
-        raise ValueError(
-            f"unknown model name {name!r}; valid names: {', '.join(available_models())}"
-        ) from None
-
-
-def build_network(name: str, num_classes: int = 400, **overrides) -> nn.Module:
-    """The bare network `name` (gluoncv name or alias) with randomly initialized weights.
-
-    Its `state_dict()` has gluoncv's keys and shapes, so a gluoncv checkpoint loads with `strict=True`.
-    It expects normalized clips (N, C, T, H, W). `overrides` go to the family constructor (e.g.
-    `layers=(1, 1, 1, 1), base_channels=8` for a tiny variant in tests).
-    """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    if name in zoo_names():
-        raise ValueError(
-            f"{name!r} is an embedded zoo model; load it with vidadv.models.load_model({name!r})"
-        )
-    return registry.get_builder(_resolve(name))(num_classes=num_classes, **overrides)
 
 
 # --------------------------------------------------------------------------------------------- files
@@ -182,21 +125,22 @@ def save_checkpoint(module: nn.Module, path: str | Path) -> Path:
 # --------------------------------------------------------------------------------------- matching
 
 
-def _build_on_meta(name: str, num_classes: int, overrides: dict) -> nn.Module:
+def _build_on_meta(build: Callable[[int], nn.Module], num_classes: int) -> nn.Module:
     try:
         with torch.device("meta"):
-            return build_network(name, num_classes=num_classes, **overrides)
+            return build(num_classes)
     except (RuntimeError, NotImplementedError):  # a builder that cannot run on the meta device
-        return build_network(name, num_classes=num_classes, **overrides)
+        return build(num_classes)
 
 
-def classifier_keys(name: str, **overrides) -> dict[str, int]:
+def classifier_keys(build: Callable[[int], nn.Module]) -> dict[str, int]:
     """State-dict keys whose shape depends on the class count, mapped to the dimension that holds it.
 
-    Found by building the network (on the meta device, no memory) with two class counts and comparing.
+    `build(num_classes)` makes the network; it is built (on the meta device, no memory) with two class
+    counts and the state dicts compared.
     """
-    small = _build_on_meta(name, 2, overrides).state_dict()
-    large = _build_on_meta(name, 3, overrides).state_dict()
+    small = _build_on_meta(build, 2).state_dict()
+    large = _build_on_meta(build, 3).state_dict()
     keys = {}
     for key, tensor in small.items():
         other = large[key]
@@ -285,90 +229,3 @@ def load_network_state(
             f"{source} has {len(wrong_shape)} tensors of the wrong shape: {'; '.join(wrong_shape[:_SHOW])}"
         )
     network.load_state_dict(dict(state), strict=True)
-
-
-# ------------------------------------------------------------------------------------------ models
-
-
-def _check_device(device: str | torch.device) -> torch.device:
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"invalid device {device!r} (examples: 'cpu', 'cuda', 'cuda:0')") from error
-
-
-def load_model(
-    name: str,
-    checkpoint: str | Path | None = None,
-    num_classes: int | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    device: str | torch.device = "cpu",
-    **overrides,
-) -> VideoClassifier:
-    """A ready classifier: network `name` with the weights of `checkpoint`, its normalization, eval mode.
-
-    Args:
-        name: gluoncv name (e.g. "i3d_nl5_resnet50_v1_kinetics400"), alias ("nl50", ...) or zoo name
-            ("nl-s", ...; those ship their weights and take no checkpoint/num_classes/mean/std).
-        checkpoint: `.pth`/`.pt` (torch.load with weights_only=True; nested "state_dict"/"model" and
-            "module." prefixes handled) or `.safetensors`. None leaves random weights (with a warning).
-        num_classes: class count (400 Kinetics, 101 UCF-101); default: read from the checkpoint, else 400.
-        mean, std: per-channel normalization in [0, 1] pixel units; default ImageNet.
-        device: where the model lives.
-        overrides: extra family-constructor arguments (see `build_network`).
-
-    The returned `VideoClassifier` takes clips (N, C, T, H, W) in [0, 1]; its parameters are frozen
-    (requires_grad False) since attacks only need gradients with respect to the input.
-    """
-    target = _check_device(device)
-    if isinstance(name, str) and name in zoo_names():
-        given = [
-            k
-            for k, v in {
-                "checkpoint": checkpoint,
-                "num_classes": num_classes,
-                "mean": mean,
-                "std": std,
-            }.items()
-            if v is not None
-        ]
-        if given or overrides:
-            raise ValueError(
-                f"{name!r} is an embedded zoo model with shipped weights and normalization; it takes no "
-                f"{', '.join(given + sorted(overrides))}"
-            )
-        zoo = importlib.import_module("vidadv.models.zoo")
-        return zoo.load_zoo_model(name, device=target)
-
-    full_name = _resolve(name)
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-    ):
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-
-    if checkpoint is None:
-        warnings.warn(
-            f"load_model({name!r}) without a checkpoint: the network has random weights",
-            UserWarning,
-            stacklevel=2,
-        )
-        network = build_network(full_name, num_classes=num_classes or 400, **overrides)
-    else:
-        state = read_checkpoint(checkpoint)
-        stored_classes = checkpoint_num_classes(state, classifier_keys(full_name, **overrides))
-        if num_classes is not None and stored_classes is not None and stored_classes != num_classes:
-            raise ValueError(
-                f"class-count mismatch: checkpoint {str(checkpoint)!r} has {stored_classes} classes, asked "
-                f"for num_classes={num_classes}"
-            )
-        network = build_network(full_name, num_classes=num_classes or stored_classes or 400, **overrides)
-        load_network_state(network, state, source=f"checkpoint {str(checkpoint)!r}")
-
-    classifier = VideoClassifier(
-        network,
-        mean=IMAGENET_MEAN if mean is None else mean,
-        std=IMAGENET_STD if std is None else std,
-    )
-    classifier.requires_grad_(False)
-    return classifier.to(target).eval()

@@ -29,8 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidadv.models.common import ResidualBlock, positive_int
-from vidadv.models.registry import register
+from vidadv.models.common import (
+    Bottleneck3d,
+    ResidualBlock,
+    bottleneck_stage,
+    draws_from,
+    init_default_weights,
+    positive_int,
+)
 
 __all__ = [
     "I3DNonLocal",
@@ -90,65 +96,26 @@ class NonLocalBlock(ResidualBlock):
         return x + self.scale_residual_grad(self.W_bn(y))
 
 
-class I3DBottleneck(ResidualBlock):
-    """I3D bottleneck: conv1 (3x1x1 inflated or 1x1x1) -> conv2 1x3x3 -> conv3 1x1x1, plus shortcut.
-
-    An optional non-local block is applied after the block's output ReLU (gluoncv's placement).
-    """
-
-    expansion = 4
+class I3DBottleneck(Bottleneck3d):
+    """`Bottleneck3d` (temporal kernel 3 if inflated, else 1) with an optional non-local block after the
+    block's output ReLU (gluoncv's placement, key `nonlocal_block`)."""
 
     def __init__(
         self,
         in_channels: int,
         planes: int,
         spatial_stride: int = 1,
-        inflate: bool = True,
+        temporal_kernel: int = 3,
         use_nonlocal: bool = False,
         nonlocal_subsample: bool = False,
     ) -> None:
-        super().__init__()
-        out_channels = planes * self.expansion
-        # Registration order follows gluoncv so state_dict() lists keys in its order.
-        if inflate:
-            self.conv1 = nn.Conv3d(in_channels, planes, kernel_size=(3, 1, 1), padding=(1, 0, 0), bias=False)
-        else:
-            self.conv1 = nn.Conv3d(in_channels, planes, kernel_size=1, bias=False)
-        self.conv2 = nn.Conv3d(
-            planes,
-            planes,
-            kernel_size=(1, 3, 3),
-            stride=(1, spatial_stride, spatial_stride),
-            padding=(0, 1, 1),
-            bias=False,
-        )
-        self.bn1 = nn.BatchNorm3d(planes)
-        self.bn2 = nn.BatchNorm3d(planes)
-        self.conv3 = nn.Conv3d(planes, out_channels, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm3d(out_channels)
-        self.downsample: nn.Module | None = None
-        if spatial_stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(
-                nn.Conv3d(
-                    in_channels,
-                    out_channels,
-                    kernel_size=1,
-                    stride=(1, spatial_stride, spatial_stride),
-                    bias=False,
-                ),
-                nn.BatchNorm3d(out_channels),
-            )
+        super().__init__(in_channels, planes, spatial_stride, temporal_kernel)
         self.nonlocal_block = (
-            NonLocalBlock(out_channels, subsample=nonlocal_subsample) if use_nonlocal else None
+            NonLocalBlock(planes * self.expansion, subsample=nonlocal_subsample) if use_nonlocal else None
         )
-        self.relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(shortcut + self.scale_residual_grad(out))
+        out = super().forward(x)
         if self.nonlocal_block is not None:
             out = self.nonlocal_block(out)
         return out
@@ -194,6 +161,8 @@ class I3DNonLocal(nn.Module):
         pool1_stride_t: temporal stride of the stem max-pool.
         pool2_stride_t: temporal max-pool (kernel = stride) after the first stage; 1 disables it.
         dropout: dropout before the classifier (active only in train mode).
+        generator: draws the initialization (PyTorch's default for convolutions, N(0, 0.01) classifier,
+            zero-scale BN after each non-local W); None uses torch's global generator.
 
     Input: normalized clips (N, C, T, H, W); output logits (N, num_classes). Any spatial size >= 1 works
     (the head pools adaptively); the temporal size must be at least `min_frames`.
@@ -215,6 +184,7 @@ class I3DNonLocal(nn.Module):
         pool1_stride_t: int = 2,
         pool2_stride_t: int = 2,
         dropout: float = 0.5,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         layers = tuple(layers)
@@ -257,48 +227,54 @@ class I3DNonLocal(nn.Module):
         self.pool1_stride_t = pool1_stride_t
         self.pool2_stride_t = pool2_stride_t
 
-        self.first_stage = nn.Sequential(
-            nn.Conv3d(
-                in_channels,
-                base_channels,
-                kernel_size=(conv1_kernel_t, 7, 7),
-                stride=(conv1_stride_t, 2, 2),
-                padding=((conv1_kernel_t - 1) // 2, 3, 3),
-                bias=False,
-            ),
-            nn.BatchNorm3d(base_channels),
-            nn.ReLU(),
-            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(pool1_stride_t, 2, 2), padding=(0, 1, 1)),
-        )
-        self.pool2: nn.Module = (
-            nn.MaxPool3d(kernel_size=(pool2_stride_t, 1, 1), stride=(pool2_stride_t, 1, 1))
-            if pool2_stride_t > 1
-            else nn.Identity()
-        )
-        stages = []
-        channels = base_channels
-        for stage, num_blocks in enumerate(layers):
-            planes = base_channels * 2**stage
-            blocks = []
-            for index in range(num_blocks):
-                blocks.append(
-                    I3DBottleneck(
+        with draws_from(generator):
+            self.first_stage = nn.Sequential(
+                nn.Conv3d(
+                    in_channels,
+                    base_channels,
+                    kernel_size=(conv1_kernel_t, 7, 7),
+                    stride=(conv1_stride_t, 2, 2),
+                    padding=((conv1_kernel_t - 1) // 2, 3, 3),
+                    bias=False,
+                ),
+                nn.BatchNorm3d(base_channels),
+                nn.ReLU(),
+                nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(pool1_stride_t, 2, 2), padding=(0, 1, 1)),
+            )
+            self.pool2: nn.Module = (
+                nn.MaxPool3d(kernel_size=(pool2_stride_t, 1, 1), stride=(pool2_stride_t, 1, 1))
+                if pool2_stride_t > 1
+                else nn.Identity()
+            )
+            stages = []
+            channels = base_channels
+            for stage, num_blocks in enumerate(layers):
+                planes = base_channels * 2**stage
+                stages.append(
+                    bottleneck_stage(
                         channels,
                         planes,
-                        spatial_stride=strides[stage] if index == 0 else 1,
-                        inflate=bool(inflation[stage][index]),
-                        use_nonlocal=index in nonlocal_placement.get(stage, ()),
-                        nonlocal_subsample=nonlocal_subsample,
+                        [3 if inflation[stage][index] else 1 for index in range(num_blocks)],
+                        strides[stage],
+                        block=I3DBottleneck,
+                        block_options=[
+                            {
+                                "use_nonlocal": index in nonlocal_placement.get(stage, ()),
+                                "nonlocal_subsample": nonlocal_subsample,
+                            }
+                            for index in range(num_blocks)
+                        ],
                     )
                 )
                 channels = planes * I3DBottleneck.expansion
-            stages.append(nn.Sequential(*blocks))
-        self.res_layers = nn.Sequential(*stages)
-        self.feature_channels = channels
-        self.st_avg = nn.AdaptiveAvgPool3d(1)
-        self.dp = nn.Dropout(dropout)
-        self.fc = nn.Linear(channels, num_classes)
-        nn.init.normal_(self.fc.weight, 0.0, 0.01)
+            self.res_layers = nn.Sequential(*stages)
+            self.feature_channels = channels
+            self.st_avg = nn.AdaptiveAvgPool3d(1)
+            self.dp = nn.Dropout(dropout)
+            self.fc = nn.Linear(channels, num_classes)
+        if generator is not None:
+            init_default_weights(self, generator)
+        nn.init.normal_(self.fc.weight, 0.0, 0.01, generator=generator)
         nn.init.zeros_(self.fc.bias)
         # gluoncv registers the classifier a second time as head = (dropout, fc): keys head.1.*.
         self.head = nn.Sequential(self.dp, self.fc)
@@ -379,13 +355,11 @@ def _build(layers: tuple[int, ...], nonlocal_blocks: dict, num_classes: int, ove
     return I3DNonLocal(num_classes=num_classes, **config)
 
 
-@register("i3d_nl5_resnet50_v1_kinetics400")
 def i3d_nl5_resnet50_v1_kinetics400(num_classes: int = 400, **overrides) -> I3DNonLocal:
     """gluoncv's I3D-NL5 ResNet-50 (`overrides` change any `I3DNonLocal` argument, e.g. for tests)."""
     return _build((3, 4, 6, 3), _NL5_RESNET50_BLOCKS, num_classes, overrides)
 
 
-@register("i3d_nl5_resnet101_v1_kinetics400")
 def i3d_nl5_resnet101_v1_kinetics400(num_classes: int = 400, **overrides) -> I3DNonLocal:
     """gluoncv's I3D-NL5 ResNet-101 (`overrides` change any `I3DNonLocal` argument, e.g. for tests)."""
     return _build((3, 4, 23, 3), _NL5_RESNET101_BLOCKS, num_classes, overrides)

@@ -25,13 +25,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vidadv.models.common import ResidualBlock, init_resnet_weights, positive_int
-from vidadv.models.registry import register
+from vidadv.models.common import Bottleneck3d, bottleneck_stage, draws_from, init_resnet_weights, positive_int
 
 __all__ = [
     "GLUONCV_CONFIGS",
     "SlowFast",
-    "SlowFastBottleneck",
     "slowfast_8x8_resnet50_kinetics400",
     "slowfast_8x8_resnet101_kinetics400",
 ]
@@ -61,74 +59,13 @@ def _norm(channels: int) -> nn.BatchNorm3d:
     return nn.BatchNorm3d(channels)
 
 
-class SlowFastBottleneck(ResidualBlock):
-    """ResNet bottleneck of a SlowFast pathway: (Tk x 1 x 1) -> (1 x 3 x 3) -> (1 x 1 x 1) convolutions.
-
-    `temporal_kernel` is 3 in every Fast block and in the Slow pathway's res4/res5 blocks, 1 elsewhere.
-    The 3x3 convolution carries the spatial stride. A projection shortcut (`downsample`: 1x1x1 conv +
-    BN) is used when the stride or the channel count changes. The residual branch passes through
-    `scale_residual_grad` before the addition (skip-gradient method).
-    """
-
-    expansion = 4
-
-    def __init__(
-        self, in_channels: int, inner_channels: int, spatial_stride: int = 1, temporal_kernel: int = 1
-    ) -> None:
-        super().__init__()
-        out_channels = inner_channels * self.expansion
-        self.conv1 = nn.Conv3d(
-            in_channels,
-            inner_channels,
-            kernel_size=(temporal_kernel, 1, 1),
-            padding=(temporal_kernel // 2, 0, 0),
-            bias=False,
-        )
-        self.bn1 = _norm(inner_channels)
-        self.conv2 = nn.Conv3d(
-            inner_channels,
-            inner_channels,
-            kernel_size=(1, 3, 3),
-            stride=(1, spatial_stride, spatial_stride),
-            padding=(0, 1, 1),
-            bias=False,
-        )
-        self.bn2 = _norm(inner_channels)
-        self.conv3 = nn.Conv3d(inner_channels, out_channels, kernel_size=1, bias=False)
-        self.bn3 = _norm(out_channels)
-        self.relu = nn.ReLU()
-        self.downsample: nn.Sequential | None = None
-        if spatial_stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(
-                nn.Conv3d(
-                    in_channels,
-                    out_channels,
-                    kernel_size=1,
-                    stride=(1, spatial_stride, spatial_stride),
-                    bias=False,
-                ),
-                _norm(out_channels),
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        out = self.scale_residual_grad(out)
-        return self.relu(out + shortcut)
-
-
 def _make_stage(
-    in_channels: int, inner_channels: int, num_blocks: int, spatial_stride: int, temporal_kernel: int
+    in_channels: int, planes: int, num_blocks: int, spatial_stride: int, temporal_kernel: int
 ) -> nn.Sequential:
-    """One ResNet stage (res2..res5): the first block may stride/project, the others keep the shape."""
-    blocks = [SlowFastBottleneck(in_channels, inner_channels, spatial_stride, temporal_kernel)]
-    out_channels = inner_channels * SlowFastBottleneck.expansion
-    blocks += [
-        SlowFastBottleneck(out_channels, inner_channels, 1, temporal_kernel) for _ in range(1, num_blocks)
-    ]
-    return nn.Sequential(*blocks)
+    """One ResNet stage (res2..res5) of a pathway; gluoncv's SlowFast lists bn1 right after conv1."""
+    return bottleneck_stage(
+        in_channels, planes, [temporal_kernel] * num_blocks, spatial_stride, interleave_norms=True
+    )
 
 
 def _lateral(in_channels: int, out_channels: int, kernel_size: int, alpha: int) -> nn.Sequential:
@@ -163,8 +100,8 @@ class SlowFast(nn.Module):
         num_classes: size of the classifier output.
         dropout: dropout probability before the classifier (active in train mode only).
         in_channels: input colour channels.
-        seed: if given, parameters are initialised from `torch.Generator().manual_seed(seed)`; otherwise
-            from torch's global generator.
+        generator: draws the initialization (He-normal convolutions, N(0, 0.01) classifier); None uses
+            torch's global generator.
 
     Input requirements: a float tensor of rank 5 with `in_channels` channels and T a positive multiple of
     `alpha`. Any H, W >= 1 works (the head pools adaptively); the network downsamples space by 32.
@@ -186,7 +123,7 @@ class SlowFast(nn.Module):
         num_classes: int = 400,
         dropout: float = 0.5,
         in_channels: int = 3,
-        seed: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         layers = tuple(layers)
@@ -223,7 +160,7 @@ class SlowFast(nn.Module):
         self.num_classes = num_classes
         self.in_channels = in_channels
 
-        expansion = SlowFastBottleneck.expansion
+        expansion = Bottleneck3d.expansion
         slow_inner = [base_channels * 2**stage for stage in range(4)]
         fast_width = base_channels // beta
         fast_inner = [fast_width * 2**stage for stage in range(4)]
@@ -231,50 +168,68 @@ class SlowFast(nn.Module):
         slow_out = [width * expansion for width in slow_inner]
         strides = (1, 2, 2, 2)
 
-        # Fast pathway (registered first, as in gluoncv, so state-dict order matches too).
-        self.fast_conv1 = nn.Conv3d(
-            in_channels, fast_width, kernel_size=(5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False
-        )
-        self.fast_bn1 = _norm(fast_width)
-        self.fast_relu = nn.ReLU()
-        self.fast_maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
-        fast_in = [fast_width] + fast_out[:3]
-        self.fast_res2 = _make_stage(fast_in[0], fast_inner[0], layers[0], strides[0], 3)
-        self.fast_res3 = _make_stage(fast_in[1], fast_inner[1], layers[1], strides[1], 3)
-        self.fast_res4 = _make_stage(fast_in[2], fast_inner[2], layers[2], strides[2], 3)
-        self.fast_res5 = _make_stage(fast_in[3], fast_inner[3], layers[3], strides[3], 3)
+        with draws_from(generator):
+            # Fast pathway (registered first, as in gluoncv, so state-dict order matches too).
+            self.fast_conv1 = nn.Conv3d(
+                in_channels,
+                fast_width,
+                kernel_size=(5, 7, 7),
+                stride=(1, 2, 2),
+                padding=(2, 3, 3),
+                bias=False,
+            )
+            self.fast_bn1 = _norm(fast_width)
+            self.fast_relu = nn.ReLU()
+            self.fast_maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+            fast_in = [fast_width] + fast_out[:3]
+            self.fast_res2 = _make_stage(fast_in[0], fast_inner[0], layers[0], strides[0], 3)
+            self.fast_res3 = _make_stage(fast_in[1], fast_inner[1], layers[1], strides[1], 3)
+            self.fast_res4 = _make_stage(fast_in[2], fast_inner[2], layers[2], strides[2], 3)
+            self.fast_res5 = _make_stage(fast_in[3], fast_inner[3], layers[3], strides[3], 3)
 
-        # Lateral connections from the Fast stem and res2..res4 outputs.
-        lateral_out = [channels * fusion_channel_ratio for channels in fast_in]
-        self.lateral_p1 = _lateral(fast_in[0], lateral_out[0], fusion_kernel_size, alpha)
-        self.lateral_res2 = _lateral(fast_in[1], lateral_out[1], fusion_kernel_size, alpha)
-        self.lateral_res3 = _lateral(fast_in[2], lateral_out[2], fusion_kernel_size, alpha)
-        self.lateral_res4 = _lateral(fast_in[3], lateral_out[3], fusion_kernel_size, alpha)
+            # Lateral connections from the Fast stem and res2..res4 outputs.
+            lateral_out = [channels * fusion_channel_ratio for channels in fast_in]
+            self.lateral_p1 = _lateral(fast_in[0], lateral_out[0], fusion_kernel_size, alpha)
+            self.lateral_res2 = _lateral(fast_in[1], lateral_out[1], fusion_kernel_size, alpha)
+            self.lateral_res3 = _lateral(fast_in[2], lateral_out[2], fusion_kernel_size, alpha)
+            self.lateral_res4 = _lateral(fast_in[3], lateral_out[3], fusion_kernel_size, alpha)
 
-        # Slow pathway; each stage input is the previous output concatenated with the lateral features.
-        self.slow_conv1 = nn.Conv3d(
-            in_channels, base_channels, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False
-        )
-        self.slow_bn1 = _norm(base_channels)
-        self.slow_relu = nn.ReLU()
-        self.slow_maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
-        slow_in = [
-            width + lateral
-            for width, lateral in zip([base_channels] + slow_out[:3], lateral_out, strict=True)
-        ]
-        temporal_kernels = (1, 1, 3, 3)  # the Slow pathway is non-temporal in res2 and res3
-        self.slow_res2 = _make_stage(slow_in[0], slow_inner[0], layers[0], strides[0], temporal_kernels[0])
-        self.slow_res3 = _make_stage(slow_in[1], slow_inner[1], layers[1], strides[1], temporal_kernels[1])
-        self.slow_res4 = _make_stage(slow_in[2], slow_inner[2], layers[2], strides[2], temporal_kernels[2])
-        self.slow_res5 = _make_stage(slow_in[3], slow_inner[3], layers[3], strides[3], temporal_kernels[3])
+            # Slow pathway; each stage input is the previous output concatenated with the lateral features.
+            self.slow_conv1 = nn.Conv3d(
+                in_channels,
+                base_channels,
+                kernel_size=(1, 7, 7),
+                stride=(1, 2, 2),
+                padding=(0, 3, 3),
+                bias=False,
+            )
+            self.slow_bn1 = _norm(base_channels)
+            self.slow_relu = nn.ReLU()
+            self.slow_maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+            slow_in = [
+                width + lateral
+                for width, lateral in zip([base_channels] + slow_out[:3], lateral_out, strict=True)
+            ]
+            temporal_kernels = (1, 1, 3, 3)  # the Slow pathway is non-temporal in res2 and res3
+            self.slow_res2 = _make_stage(
+                slow_in[0], slow_inner[0], layers[0], strides[0], temporal_kernels[0]
+            )
+            self.slow_res3 = _make_stage(
+                slow_in[1], slow_inner[1], layers[1], strides[1], temporal_kernels[1]
+            )
+            self.slow_res4 = _make_stage(
+                slow_in[2], slow_inner[2], layers[2], strides[2], temporal_kernels[2]
+            )
+            self.slow_res5 = _make_stage(
+                slow_in[3], slow_inner[3], layers[3], strides[3], temporal_kernels[3]
+            )
 
-        # Head: global average pooling per pathway, concat (slow, fast), dropout, linear.
-        self.pool = nn.AdaptiveAvgPool3d(1)
-        self.dropout = nn.Dropout(p=float(dropout))
-        self.feature_dim = slow_out[3] + fast_out[3]
-        self.fc = nn.Linear(self.feature_dim, num_classes)
+            # Head: global average pooling per pathway, concat (slow, fast), dropout, linear.
+            self.pool = nn.AdaptiveAvgPool3d(1)
+            self.dropout = nn.Dropout(p=float(dropout))
+            self.feature_dim = slow_out[3] + fast_out[3]
+            self.fc = nn.Linear(self.feature_dim, num_classes)
 
-        generator = None if seed is None else torch.Generator().manual_seed(seed)
         self.reset_parameters(generator)
 
     @property
@@ -354,13 +309,11 @@ def _build_gluoncv(name: str, num_classes: int, kwargs: dict[str, object]) -> Sl
     return SlowFast(num_classes=num_classes, **GLUONCV_CONFIGS[name], **kwargs)  # type: ignore[arg-type]
 
 
-@register("slowfast_8x8_resnet50_kinetics400")
 def slowfast_8x8_resnet50_kinetics400(num_classes: int = 400, **kwargs: object) -> SlowFast:
     """gluoncv's SlowFast 8x8 ResNet-50 (alpha 4, beta 8, fusion kernel 7); 32-frame input."""
     return _build_gluoncv("slowfast_8x8_resnet50_kinetics400", num_classes, kwargs)
 
 
-@register("slowfast_8x8_resnet101_kinetics400")
 def slowfast_8x8_resnet101_kinetics400(num_classes: int = 400, **kwargs: object) -> SlowFast:
     """gluoncv's SlowFast 8x8 ResNet-101 (alpha 4, beta 8, fusion kernel 5); 32-frame input."""
     return _build_gluoncv("slowfast_8x8_resnet101_kinetics400", num_classes, kwargs)

@@ -51,12 +51,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidadv.models.common import ResidualBlock, init_resnet_weights, positive_int
-from vidadv.models.registry import register
+from vidadv.models.common import Bottleneck3d, bottleneck_stage, draws_from, init_resnet_weights, positive_int
 
 __all__ = [
     "TPN",
-    "TPNBottleneck",
     "TemporalPyramidNeck",
     "tpn_resnet50_f32s2_kinetics400",
     "tpn_resnet101_f32s2_kinetics400",
@@ -64,79 +62,6 @@ __all__ = [
 
 RESNET50_LAYERS = (3, 4, 6, 3)
 RESNET101_LAYERS = (3, 4, 23, 3)
-
-
-class TPNBottleneck(ResidualBlock):
-    """3D ResNet bottleneck block: 1x1x1 (or 3x1x1 if inflated) -> 1x3x3 -> 1x1x1, plus shortcut.
-
-    The spatial stride sits on the 1x3x3 conv ("pytorch" style). The residual branch's output passes
-    through `scale_residual_grad` before the addition (SGM hook, see `vidadv.models.common`).
-    """
-
-    expansion = 4
-
-    def __init__(
-        self,
-        in_channels: int,
-        planes: int,
-        spatial_stride: int = 1,
-        inflate: bool = False,
-        downsample: nn.Module | None = None,
-    ) -> None:
-        super().__init__()
-        temporal_kernel = 3 if inflate else 1
-        # Attribute order mirrors gluoncv's, so state_dict() lists keys in the same order.
-        self.conv1 = nn.Conv3d(
-            in_channels,
-            planes,
-            kernel_size=(temporal_kernel, 1, 1),
-            padding=(temporal_kernel // 2, 0, 0),
-            bias=False,
-        )
-        self.conv2 = nn.Conv3d(
-            planes,
-            planes,
-            kernel_size=(1, 3, 3),
-            stride=(1, spatial_stride, spatial_stride),
-            padding=(0, 1, 1),
-            bias=False,
-        )
-        self.bn1 = nn.BatchNorm3d(planes)
-        self.bn2 = nn.BatchNorm3d(planes)
-        self.conv3 = nn.Conv3d(planes, planes * self.expansion, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm3d(planes * self.expansion)
-        self.relu = nn.ReLU()
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        out = self.scale_residual_grad(out)
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
-
-
-def _make_stage(
-    in_channels: int, planes: int, blocks: int, spatial_stride: int, inflate: bool
-) -> nn.Sequential:
-    """One ResNet stage (`layerN`): `blocks` bottlenecks, the first one strided and projecting."""
-    out_channels = planes * TPNBottleneck.expansion
-    downsample = None
-    if spatial_stride != 1 or in_channels != out_channels:
-        downsample = nn.Sequential(
-            nn.Conv3d(
-                in_channels,
-                out_channels,
-                kernel_size=1,
-                stride=(1, spatial_stride, spatial_stride),
-                bias=False,
-            ),
-            nn.BatchNorm3d(out_channels),
-        )
-    stage = [TPNBottleneck(in_channels, planes, spatial_stride, inflate, downsample)]
-    stage += [TPNBottleneck(out_channels, planes, 1, inflate) for _ in range(1, blocks)]
-    return nn.Sequential(*stage)
 
 
 class ConvBNReLU(nn.Module):
@@ -401,7 +326,7 @@ class TPN(nn.Module):
                 raise ValueError(
                     f"each temporal scale must divide the next one (coarser level), got {temporal_scales}"
                 )
-        stage_out = [base_channels * 2**i * TPNBottleneck.expansion for i in range(4)]
+        stage_out = [base_channels * 2**i * Bottleneck3d.expansion for i in range(4)]
         for name, channels in (("stage-4 output", stage_out[3]), ("neck_channels", neck_channels)):
             if channels % neck_groups:
                 raise ValueError(f"neck_groups={neck_groups} must divide the {name} channels ({channels})")
@@ -412,28 +337,30 @@ class TPN(nn.Module):
         self.temporal_scales = temporal_scales
         self.min_frames = temporal_scales[-1] * stem_temporal_stride
 
-        self.conv1 = nn.Conv3d(
-            in_channels,
-            base_channels,
-            kernel_size=(stem_temporal_kernel, 7, 7),
-            stride=(stem_temporal_stride, 2, 2),
-            padding=(stem_temporal_kernel // 2, 3, 3),
-            bias=False,
-        )
-        self.bn1 = nn.BatchNorm3d(base_channels)
-        self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
-        stage_in = base_channels
-        for i, (blocks, stride) in enumerate(zip(layers, (1, 2, 2, 2), strict=True)):
-            stage = _make_stage(stage_in, base_channels * 2**i, blocks, stride, bool(inflate[i]))
-            self.add_module(f"layer{i + 1}", stage)
-            stage_in = stage_out[i]
-        self.TPN_neck = TemporalPyramidNeck(
-            stage_out[2:], neck_channels, fusion_channels, temporal_scales, num_classes, neck_groups
-        )
-        self.dropout = nn.Dropout(p=dropout)
-        self.avg_pool = nn.AdaptiveAvgPool3d(1)
-        self.fc = nn.Linear(fusion_channels, num_classes)
+        with draws_from(generator):
+            self.conv1 = nn.Conv3d(
+                in_channels,
+                base_channels,
+                kernel_size=(stem_temporal_kernel, 7, 7),
+                stride=(stem_temporal_stride, 2, 2),
+                padding=(stem_temporal_kernel // 2, 3, 3),
+                bias=False,
+            )
+            self.bn1 = nn.BatchNorm3d(base_channels)
+            self.relu = nn.ReLU()
+            self.maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+            stage_in = base_channels
+            for i, (blocks, stride) in enumerate(zip(layers, (1, 2, 2, 2), strict=True)):
+                kernels = [3 if inflate[i] else 1] * blocks
+                stage = bottleneck_stage(stage_in, base_channels * 2**i, kernels, stride)
+                self.add_module(f"layer{i + 1}", stage)
+                stage_in = stage_out[i]
+            self.TPN_neck = TemporalPyramidNeck(
+                stage_out[2:], neck_channels, fusion_channels, temporal_scales, num_classes, neck_groups
+            )
+            self.dropout = nn.Dropout(p=dropout)
+            self.avg_pool = nn.AdaptiveAvgPool3d(1)
+            self.fc = nn.Linear(fusion_channels, num_classes)
         init_resnet_weights(self, generator)
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -477,14 +404,12 @@ class TPN(nn.Module):
         return self._classify(features), self.TPN_neck.aux_head(stage3)
 
 
-@register("tpn_resnet50_f32s2_kinetics400")
 def tpn_resnet50_f32s2_kinetics400(num_classes: int = 400, **kwargs: object) -> TPN:
     """gluoncv's TPN ResNet-50 f32s2 (32 frames, temporal scales (32, 32)); kwargs override TPN's args."""
     options: dict = {"layers": RESNET50_LAYERS, "temporal_scales": (32, 32), **kwargs}
     return TPN(num_classes=num_classes, **options)
 
 
-@register("tpn_resnet101_f32s2_kinetics400")
 def tpn_resnet101_f32s2_kinetics400(num_classes: int = 400, **kwargs: object) -> TPN:
     """gluoncv's TPN ResNet-101 f32s2 (32 frames, temporal scales (16, 32)); kwargs override TPN's args."""
     options: dict = {"layers": RESNET101_LAYERS, "temporal_scales": (16, 32), **kwargs}
