@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,12 @@ def test_a_crash_while_writing_leaves_no_target(tmp_path: Path, monkeypatch: pyt
         atomic_save_tensors(target, {"adv": torch.ones(3, 8, 16, 16)})
     monkeypatch.undo()
     assert not target.exists() and _temporaries(tmp_path) == []
+
+
+def test_written_files_get_the_mode_open_would_give(tmp_path: Path) -> None:
+    """Atomic writes go through mkstemp (0600); the result must be readable as a plain open() would make
+    it (0666 less the umask), so a report folder can be served or shared."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path = atomic_write_text(tmp_path / "a.txt", "x")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

@@ -59,6 +59,16 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def _file_mode() -> int:
+    """0o666 less the process umask: the mode `open()` gives a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write `data` to `path` atomically (temp file in the same folder + fsync + os.replace)."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -74,6 +84,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     except OSError as err:
         raise _naming(err, target) from err
     try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600 files; a written file gets what open() would give
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
