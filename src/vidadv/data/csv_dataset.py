@@ -18,7 +18,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,24 @@ class ClipRef:
         if listed.is_absolute() or self.root is None:
             return listed
         return Path(self.root) / listed
+
+    def with_root(self, root: str | os.PathLike) -> ClipRef:
+        """The same clip with its path taken relative to `root`."""
+        return replace(self, root=str(root))
+
+
+def clip_list_under(
+    root: Path,
+    clips: str | os.PathLike | Sequence[ClipRef] | None,
+    default: Callable[[Path], list[ClipRef]],
+) -> list[ClipRef]:
+    """A dataset's clip list under `root`: `default(root)` when `clips` is None, the rows of a clip CSV
+    when it is a path, else the given :class:`ClipRef` s re-rooted at `root`."""
+    if clips is None:
+        return default(root)
+    if isinstance(clips, str | os.PathLike):
+        return read_clip_csv(clips, root)
+    return [ref.with_root(root) for ref in clips]
 
 
 def _optional_int(row: dict[str, str], column: str, where: str) -> int | None:
@@ -280,10 +298,7 @@ class CsvClipDataset(ClipDataset):
         if refs is None:
             refs = read_clip_csv(csv_path, root)  # type: ignore[arg-type]
         elif root is not None:
-            refs = [
-                ClipRef(r.path, r.label, r.clip_index, r.start_frame, r.num_frames_hint, str(root))
-                for r in refs
-            ]
+            refs = [ref.with_root(root) for ref in refs]
         if limit is not None:
             refs = list(refs)[: int(limit)]
         self.frames = int(frames)

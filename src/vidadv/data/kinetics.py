@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..protocol import kinetics400_attack_rows, kinetics400_class_names
-from .csv_dataset import ClipDataset, ClipRef, read_clip_csv
+from .csv_dataset import ClipDataset, ClipRef, clip_list_under
 from .transforms import SHORT_VIDEO_MODES, SpatialTransform, strided_window_indices, tt_kinetics_indices
 from .video import VideoDecodeError
 
@@ -116,15 +116,7 @@ class Kinetics400Clips(ClipDataset):
         if short_video not in SHORT_VIDEO_MODES:
             raise ValueError(f"short_video must be one of {SHORT_VIDEO_MODES}, got {short_video!r}")
         self.root = Path(root)
-        if clips is None:
-            refs = kinetics400_attack_list(self.root)
-        elif isinstance(clips, str | os.PathLike):
-            refs = read_clip_csv(clips, self.root)
-        else:
-            refs = [
-                ClipRef(r.path, r.label, r.clip_index, r.start_frame, r.num_frames_hint, str(self.root))
-                for r in clips
-            ]
+        refs = clip_list_under(self.root, clips, kinetics400_attack_list)
         if limit is not None:
             refs = refs[: int(limit)]
         if short_side is None:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..protocol import ucf101_attack_indices, ucf101_class_names, ucf101_test01_rows
-from .csv_dataset import ClipDataset, ClipRef, read_clip_csv
+from .csv_dataset import ClipDataset, ClipRef, clip_list_under
 from .transforms import SpatialTransform, ucf_loop_indices
 from .video import DEFAULT_FRAME_PATTERN, VideoDecodeError
 
@@ -104,15 +104,9 @@ class UCF101Clips(ClipDataset):
         if source not in UCF101_SOURCES:
             raise ValueError(f"source must be one of {UCF101_SOURCES}, got {source!r}")
         self.root = Path(root)
-        if clips is None:
-            refs = ucf101_test01_list(self.root) if indices is not None else ucf101_attack_list(self.root)
-        elif isinstance(clips, str | os.PathLike):
-            refs = read_clip_csv(clips, self.root)
-        else:
-            refs = [
-                ClipRef(r.path, r.label, r.clip_index, r.start_frame, r.num_frames_hint, str(self.root))
-                for r in clips
-            ]
+        refs = clip_list_under(
+            self.root, clips, ucf101_test01_list if indices is not None else ucf101_attack_list
+        )
         if indices is not None:
             wanted = _load_indices(indices)
             bad = [i for i in wanted if not 0 <= i < len(refs)]

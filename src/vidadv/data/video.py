@@ -15,6 +15,9 @@ video": it encodes to an in-memory mp4, decodes it back and crops away any paddi
 
 Any decoding problem (missing file, garbage bytes, no video stream, too few frames, unreadable jpg) is
 raised as :class:`VideoDecodeError` (a ``ValueError``) naming the file and the problem.
+
+One module on purpose: reading, writing and the H.264 round trip are the whole PyAV boundary of vidadv and
+share its container handling, frame layouts and error type.
 """
 
 from __future__ import annotations

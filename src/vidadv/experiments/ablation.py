@@ -69,8 +69,8 @@ from vidadv.evaluation.outcomes import (
 from vidadv.evaluation.report import ReportWriter, csv_text, format_table, markdown_table
 from vidadv.experiments.config import ExperimentConfig
 from vidadv.experiments.predictions import FLOAT, LoadedRun, collect_predictions, load_run, run_outcomes
+from vidadv.experiments.run_records import recorded_attack_settings
 from vidadv.experiments.runfiles import holds_eval_lock
-from vidadv.experiments.runner import recorded_attack_settings
 from vidadv.experiments.runtime import DEFAULT_FACTORIES, Factories
 
 __all__ = [

@@ -30,6 +30,9 @@ Outputs in ``output_dir``: ``spearman_<method>.csv`` (mean matrix), ``spearman_<
 ``spearman_<method>.png`` (heatmap), ``importance_<method>.csv`` (raw importance lists), ``clips.csv``
 (every examined clip, its label, each model's prediction and whether it was analyzed) and
 ``summary.json`` (config, counts, mean matrices); all written atomically, ``summary.json`` last.
+
+One module on purpose: the config schema, the run and the resume check serve this one command only and
+change together.
 """
 
 from __future__ import annotations

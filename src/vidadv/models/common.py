@@ -74,6 +74,23 @@ def positive_int(name: str, value: object) -> int:
     return value
 
 
+def positive_ints(name: str, value: object, length: int | None = None, meaning: str = "") -> tuple[int, ...]:
+    """`value` as a tuple if it is a non-empty sequence of positive ints (exactly `length` of them when
+    given), else a ValueError naming `name` (and the bad entry, e.g. ``layers[1]``) and `meaning`; e.g. a
+    ResNet's `layers` (bottleneck blocks per stage)."""
+    if not isinstance(value, Sequence) or not value or (length is not None and len(value) != length):
+        count = "" if length is None else f"{length} "
+        explained = f" ({meaning})" if meaning else ""
+        raise ValueError(f"{name} must be a sequence of {count}positive ints{explained}, got {value!r}")
+    return tuple(positive_int(f"{name}[{index}]", entry) for index, entry in enumerate(value))
+
+
+def check_dropout(value: float) -> None:
+    """Raise a ValueError unless the classifier's dropout probability `value` is in [0, 1)."""
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {value!r}")
+
+
 # ------------------------------------------------------------------------------------------ blocks
 
 
@@ -143,6 +160,31 @@ class Bottleneck3d(ResidualBlock):
         out = self.bn3(self.conv3(out))
         shortcut = x if self.downsample is None else self.downsample(x)
         return self.relu(shortcut + self.scale_residual_grad(out))
+
+
+def stem_conv(
+    in_channels: int,
+    out_channels: int,
+    temporal_kernel: int,
+    temporal_stride: int = 1,
+    temporal_padding: int | None = None,
+) -> nn.Conv3d:
+    """The 3-D ResNet stem convolution: kernel (kt, 7, 7), stride (st, 2, 2), no bias; the temporal padding
+    defaults to kt // 2."""
+    padding_t = temporal_kernel // 2 if temporal_padding is None else temporal_padding
+    return nn.Conv3d(
+        in_channels,
+        out_channels,
+        kernel_size=(temporal_kernel, 7, 7),
+        stride=(temporal_stride, 2, 2),
+        padding=(padding_t, 3, 3),
+        bias=False,
+    )
+
+
+def stem_pool(temporal_stride: int = 1) -> nn.MaxPool3d:
+    """The 3-D ResNet stem max-pool: kernel (1, 3, 3), stride (st, 2, 2), padding (0, 1, 1)."""
+    return nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(temporal_stride, 2, 2), padding=(0, 1, 1))
 
 
 def bottleneck_stage(

@@ -33,9 +33,13 @@ from vidadv.models.common import (
     Bottleneck3d,
     ResidualBlock,
     bottleneck_stage,
+    check_dropout,
     draws_from,
     init_default_weights,
     positive_int,
+    positive_ints,
+    stem_conv,
+    stem_pool,
 )
 
 __all__ = [
@@ -187,11 +191,7 @@ class I3DNonLocal(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        layers = tuple(layers)
-        if not layers:
-            raise ValueError("layers must list the number of blocks of at least one stage, e.g. (3, 4, 6, 3)")
-        for stage, num_blocks in enumerate(layers):
-            positive_int(f"layers[{stage}]", num_blocks)
+        layers = positive_ints("layers", layers)
         base_channels = positive_int("base_channels", base_channels)
         num_classes = positive_int("num_classes", num_classes)
         in_channels = positive_int("in_channels", in_channels)
@@ -202,8 +202,7 @@ class I3DNonLocal(nn.Module):
             (pool2_stride_t, "pool2_stride_t"),
         ):
             positive_int(what, value)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_dropout(dropout)
 
         inflation = default_inflation(layers) if inflate is None else tuple(tuple(s) for s in inflate)
         if len(inflation) != len(layers) or any(len(s) != n for s, n in zip(inflation, layers, strict=False)):
@@ -229,17 +228,16 @@ class I3DNonLocal(nn.Module):
 
         with draws_from(generator):
             self.first_stage = nn.Sequential(
-                nn.Conv3d(
+                stem_conv(
                     in_channels,
                     base_channels,
-                    kernel_size=(conv1_kernel_t, 7, 7),
-                    stride=(conv1_stride_t, 2, 2),
-                    padding=((conv1_kernel_t - 1) // 2, 3, 3),
-                    bias=False,
+                    conv1_kernel_t,
+                    conv1_stride_t,
+                    temporal_padding=(conv1_kernel_t - 1) // 2,
                 ),
                 nn.BatchNorm3d(base_channels),
                 nn.ReLU(),
-                nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(pool1_stride_t, 2, 2), padding=(0, 1, 1)),
+                stem_pool(pool1_stride_t),
             )
             self.pool2: nn.Module = (
                 nn.MaxPool3d(kernel_size=(pool2_stride_t, 1, 1), stride=(pool2_stride_t, 1, 1))

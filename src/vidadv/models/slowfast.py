@@ -25,7 +25,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vidadv.models.common import Bottleneck3d, bottleneck_stage, draws_from, init_resnet_weights, positive_int
+from vidadv.models.common import (
+    Bottleneck3d,
+    bottleneck_stage,
+    check_dropout,
+    draws_from,
+    init_resnet_weights,
+    positive_int,
+    positive_ints,
+    stem_conv,
+    stem_pool,
+)
 
 __all__ = [
     "GLUONCV_CONFIGS",
@@ -126,11 +136,7 @@ class SlowFast(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        layers = tuple(layers)
-        if len(layers) != 4:
-            raise ValueError(f"layers must give the block counts of 4 stages (res2..res5), got {layers!r}")
-        for index, count in enumerate(layers):
-            positive_int(f"layers[{index}]", count)
+        layers = positive_ints("layers", layers, 4, "the block counts of 4 stages, res2..res5")
         for name, value in (
             ("base_channels", base_channels),
             ("alpha", alpha),
@@ -148,8 +154,7 @@ class SlowFast(nn.Module):
             )
         if fusion_kernel_size % 2 != 1:
             raise ValueError(f"fusion_kernel_size must be odd, got {fusion_kernel_size}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_dropout(dropout)
 
         self.layers = layers
         self.base_channels = base_channels
@@ -170,17 +175,10 @@ class SlowFast(nn.Module):
 
         with draws_from(generator):
             # Fast pathway (registered first, as in gluoncv, so state-dict order matches too).
-            self.fast_conv1 = nn.Conv3d(
-                in_channels,
-                fast_width,
-                kernel_size=(5, 7, 7),
-                stride=(1, 2, 2),
-                padding=(2, 3, 3),
-                bias=False,
-            )
+            self.fast_conv1 = stem_conv(in_channels, fast_width, temporal_kernel=5)
             self.fast_bn1 = _norm(fast_width)
             self.fast_relu = nn.ReLU()
-            self.fast_maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+            self.fast_maxpool = stem_pool()
             fast_in = [fast_width] + fast_out[:3]
             self.fast_res2 = _make_stage(fast_in[0], fast_inner[0], layers[0], strides[0], 3)
             self.fast_res3 = _make_stage(fast_in[1], fast_inner[1], layers[1], strides[1], 3)
@@ -195,17 +193,10 @@ class SlowFast(nn.Module):
             self.lateral_res4 = _lateral(fast_in[3], lateral_out[3], fusion_kernel_size, alpha)
 
             # Slow pathway; each stage input is the previous output concatenated with the lateral features.
-            self.slow_conv1 = nn.Conv3d(
-                in_channels,
-                base_channels,
-                kernel_size=(1, 7, 7),
-                stride=(1, 2, 2),
-                padding=(0, 3, 3),
-                bias=False,
-            )
+            self.slow_conv1 = stem_conv(in_channels, base_channels, temporal_kernel=1)
             self.slow_bn1 = _norm(base_channels)
             self.slow_relu = nn.ReLU()
-            self.slow_maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+            self.slow_maxpool = stem_pool()
             slow_in = [
                 width + lateral
                 for width, lateral in zip([base_channels] + slow_out[:3], lateral_out, strict=True)

@@ -51,7 +51,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidadv.models.common import Bottleneck3d, bottleneck_stage, draws_from, init_resnet_weights, positive_int
+from vidadv.models.common import (
+    Bottleneck3d,
+    bottleneck_stage,
+    check_dropout,
+    draws_from,
+    init_resnet_weights,
+    positive_int,
+    positive_ints,
+    stem_conv,
+    stem_pool,
+)
 
 __all__ = [
     "TPN",
@@ -244,16 +254,6 @@ class TemporalPyramidNeck(nn.Module):
         return self.pyramid_fusion_op(torch.cat([top_down, bottom_up], dim=1))
 
 
-def _positive_int_tuple(name: str, value: object, length: int) -> tuple[int, ...]:
-    if (
-        not isinstance(value, Sequence)
-        or len(value) != length
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        raise ValueError(f"{name} must be a sequence of {length} positive ints, got {value!r}")
-    return tuple(value)  # type: ignore[arg-type]
-
-
 class TPN(nn.Module):
     """Temporal Pyramid Network with a slow-only bottleneck ResNet backbone (gluoncv layout).
 
@@ -303,13 +303,13 @@ class TPN(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        layers = _positive_int_tuple("layers", layers, 4)
+        layers = positive_ints("layers", layers, 4)
         base_channels = positive_int("base_channels", base_channels)
         neck_channels = positive_int("neck_channels", neck_channels)
         fusion_channels = positive_int(
             "fusion_channels", 2 * neck_channels if fusion_channels is None else fusion_channels
         )
-        temporal_scales = _positive_int_tuple("temporal_scales", temporal_scales, 2)
+        temporal_scales = positive_ints("temporal_scales", temporal_scales, 2)
         num_classes = positive_int("num_classes", num_classes)
         neck_groups = positive_int("neck_groups", neck_groups)
         in_channels = positive_int("in_channels", in_channels)
@@ -319,8 +319,7 @@ class TPN(nn.Module):
             raise ValueError(f"stem_temporal_kernel must be odd, got {stem_temporal_kernel}")
         if not isinstance(inflate, Sequence) or len(inflate) != 4:
             raise ValueError(f"inflate must be a sequence of 4 bools (one per stage), got {inflate!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_dropout(dropout)
         for lower, upper in zip(temporal_scales[:-1], temporal_scales[1:], strict=True):
             if upper % lower:
                 raise ValueError(
@@ -338,17 +337,10 @@ class TPN(nn.Module):
         self.min_frames = temporal_scales[-1] * stem_temporal_stride
 
         with draws_from(generator):
-            self.conv1 = nn.Conv3d(
-                in_channels,
-                base_channels,
-                kernel_size=(stem_temporal_kernel, 7, 7),
-                stride=(stem_temporal_stride, 2, 2),
-                padding=(stem_temporal_kernel // 2, 3, 3),
-                bias=False,
-            )
+            self.conv1 = stem_conv(in_channels, base_channels, stem_temporal_kernel, stem_temporal_stride)
             self.bn1 = nn.BatchNorm3d(base_channels)
             self.relu = nn.ReLU()
-            self.maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+            self.maxpool = stem_pool()
             stage_in = base_channels
             for i, (blocks, stride) in enumerate(zip(layers, (1, 2, 2, 2), strict=True)):
                 kernels = [3 if inflate[i] else 1] * blocks

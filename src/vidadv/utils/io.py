@@ -109,6 +109,14 @@ def _naming(err: OSError, target: Path) -> OSError:
     return type(err)(err.errno, err.strerror or os.strerror(err.errno), str(target))
 
 
+def _json_text(path: str | os.PathLike[str], obj: Any, indent: int | None) -> str:
+    """`obj` as strict JSON text (no NaN/Infinity) with a final newline; a ValueError names `path`."""
+    try:
+        return json.dumps(obj, indent=indent, sort_keys=False, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"cannot write {str(path)!r} as JSON: {err}") from err
+
+
 def update_text(path: str | os.PathLike[str], text: str) -> bool:
     """Write `text` to `path` atomically unless the file already holds exactly it (so a finished run in a
     read-only folder can be resumed); returns whether it wrote."""
@@ -124,11 +132,7 @@ def update_text(path: str | os.PathLike[str], text: str) -> bool:
 
 def update_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> bool:
     """`atomic_write_json` unless the file already holds exactly that JSON text; returns whether it wrote."""
-    try:
-        text = json.dumps(obj, indent=indent, sort_keys=False, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"cannot write {str(path)!r} as JSON: {err}") from err
-    return update_text(path, text + "\n")
+    return update_text(path, _json_text(path, obj, indent))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
@@ -153,11 +157,7 @@ def jsonable(obj: Any) -> Any:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> Path:
     """Write `obj` as strict JSON (no NaN/Infinity) to `path` atomically."""
-    try:
-        text = json.dumps(obj, indent=indent, sort_keys=False, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"cannot write {str(path)!r} as JSON: {err}") from err
-    return atomic_write_text(path, text + "\n")
+    return atomic_write_text(path, _json_text(path, obj, indent))
 
 
 def atomic_save_tensors(
