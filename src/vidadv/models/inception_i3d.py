@@ -263,6 +263,14 @@ class InceptionI3d(nn.Module):
         return logits.mean(dim=(2, 3, 4))
 
 
-def build_i3d_kinetics400(num_classes: int = 400) -> InceptionI3d:
-    """The Kinetics-400 RGB I3D network with random weights (load DeepMind's with `load_i3d_kinetics400`)."""
-    return InceptionI3d(num_classes=num_classes)
+def build_i3d_kinetics400(num_classes: int = 400, generator: torch.Generator | None = None) -> InceptionI3d:
+    """The Kinetics-400 RGB I3D network with random weights (load DeepMind's with `load_i3d_kinetics400`).
+
+    With a `generator`, the random initialization comes from it and torch's global generator is untouched
+    (it seeds torch's default initializers from one draw of the generator)."""
+    if generator is None:
+        return InceptionI3d(num_classes=num_classes)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return InceptionI3d(num_classes=num_classes)
