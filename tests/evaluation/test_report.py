@@ -20,7 +20,6 @@ from vidadv.evaluation.report import (
     ReportWriter,
     Section,
     amplified_perturbation,
-    clip_to_gif,
     clip_to_png,
     folder_links,
     gallery_item,
@@ -106,21 +105,6 @@ def test_plots_are_png_files(tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["figure3_A.png", "figure3_B.png"]
     with pytest.raises(ValueError, match="at least one attack"):
         plot_asr_bars({}, tmp_path / "none.png")
-
-
-def test_gif_holds_every_frame_at_the_requested_scale(tmp_path: Path) -> None:
-    levels = torch.tensor([0, 51, 102, 153, 204, 255], dtype=torch.float32) / 255
-    positions = torch.arange(4 * 6).reshape(1, 1, 4, 6) + torch.arange(5).reshape(1, 5, 1, 1)
-    clip = levels[positions % 6]  # gray (C=1), values on the 1/255 grid, every frame different
-    path = clip_to_gif(clip, tmp_path / "clip.gif", fps=10, scale=2)
-    with Image.open(path) as image:
-        frames = [frame.convert("L") for frame in ImageSequence.Iterator(image)]
-    assert len(frames) == 5 and frames[0].size == (12, 8)
-    for index, frame in enumerate(frames):
-        got = torch.from_numpy(np.asarray(frame, dtype=np.float32))[::2, ::2]
-        assert torch.equal(got, (clip[0, index] * 255).round())
-    with pytest.raises(ValueError, match="C = 1 or 3"):
-        clip_to_gif(torch.zeros(2, 3, 4, 4), tmp_path / "bad.gif")
 
 
 def test_amplified_perturbation_maps_the_largest_change_to_0_and_1() -> None:

@@ -383,41 +383,6 @@ def plot_figure3(
 # ------------------------------------------------------------------------------------------------
 
 
-def clip_to_gif(
-    clip: torch.Tensor, path: str | os.PathLike[str], fps: float = 8.0, scale: float = 1.0
-) -> Path:
-    """Write a clip (C, T, H, W) with values in [0, 1] (C = 1 or 3) as a looping animated GIF."""
-    from PIL import Image
-
-    if not isinstance(clip, torch.Tensor) or clip.dim() != 4 or clip.shape[0] not in (1, 3):
-        shape = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
-        raise ValueError(f"clip_to_gif expects a tensor (C, T, H, W) with C = 1 or 3, got {shape}")
-    if not fps > 0 or not scale > 0:
-        raise ValueError(f"fps and scale must be positive, got fps={fps}, scale={scale}")
-    frames_uint8 = (clip.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-    if frames_uint8.shape[0] == 1:
-        frames_uint8 = frames_uint8.expand(3, -1, -1, -1)
-    array = frames_uint8.permute(1, 2, 3, 0).contiguous().numpy()  # T, H, W, 3
-    height, width = array.shape[1:3]
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR
-    images = [
-        Image.fromarray(frame).resize(size, resample) if scale != 1 else Image.fromarray(frame)
-        for frame in array
-    ]
-    buffer = io.BytesIO()
-    images[0].save(
-        buffer,
-        format="GIF",
-        save_all=True,
-        append_images=images[1:],
-        duration=max(20, round(1000 / fps)),
-        loop=0,
-        optimize=False,
-    )
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
 def clip_to_png(clip: torch.Tensor, path: str | os.PathLike[str], fps: float = 8.0) -> Path:
     """Write a clip (C, T, H, W) in [0, 1] (C = 1 or 3) as a looping animated PNG (APNG) at native size:
     lossless on the 1/255 grid (a GIF's palette would change pixels)."""
