@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,14 +18,6 @@ from vidadv.data import count_frames, read_video_frames, video_frame_rate, write
 from vidadv.data.synthetic import CLASS_NAMES
 from vidadv.experiments import attack_video
 from vidadv.experiments.attack_video import ModelInput, parse_budget, psnr, resolve_target, sample_clip
-
-
-@pytest.fixture(autouse=True)
-def _single_thread_torch() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def moving_pattern_video(path: Path, frames: int = 40, fps: int = 30) -> Path:
@@ -148,7 +139,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, video, capsys):
     line = _bad(capsys, tmp_path, str(video), "--model", "no-such-model", "--attack", "fgsm")
     assert "unknown model name 'no-such-model'" in line
     line = _bad(capsys, tmp_path, str(video), "--model", "nl-s", "--attack", "fgsm", "--eps", "8/0")
-    assert "--eps must be a number or a fraction like 8/255" in line
+    assert "--eps must be a number or a fraction like '16/255', got '8/0'" in line
     line = _bad(capsys, tmp_path, str(video), "--model", "nl-s", "--attack", "fgsm+bim")
     assert "contradict" in line
     bogus.unlink(), short.unlink(), text.unlink()

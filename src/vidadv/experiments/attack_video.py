@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic_core import PydanticCustomError
 from torch import nn
 
 from vidadv.attacks import build_attack
@@ -48,6 +49,7 @@ from vidadv.data import (
     video_frame_rate,
     write_video,
 )
+from vidadv.experiments.schema import parse_budget as config_budget
 from vidadv.models import available_models, get_model_entry, load_model
 from vidadv.models.wrapper import VideoClassifier
 from vidadv.utils.io import atomic_save_tensors, atomic_write_json
@@ -112,14 +114,11 @@ def class_names_for(name: str, model: VideoClassifier) -> list[str]:
 
 
 def parse_budget(value: str | float, what: str = "--eps") -> float:
-    """A number in (0, 1] given as a float or a fraction string such as "8/255"."""
+    """A number in (0, 1] given as a float or a fraction string such as "8/255" (the config's `eps` rule)."""
     try:
-        number = float(Fraction(str(value).strip()))
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{what} must be a number or a fraction like 8/255, got {value!r}") from None
-    if not 0.0 < number <= 1.0 or not math.isfinite(number):
-        raise ValueError(f"{what} must lie in (0, 1] (pixel values are in [0, 1]), got {value!r}")
-    return number
+        return config_budget(value)
+    except PydanticCustomError as err:
+        raise ValueError(f"{what}{(err.context or {}).get('message', str(err))}") from None
 
 
 def _normalize_name(text: str) -> str:
