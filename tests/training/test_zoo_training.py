@@ -12,8 +12,9 @@ from torch import nn
 
 from vidadv import training
 from vidadv.data.synthetic import CLASS_NAMES, ProceduralActions
-from vidadv.models import load_model, zoo
-from vidadv.training.recipe import Recipe, augment_clips, flip_label_map, one_cycle
+from vidadv.models import load_model, zoo, zoo_transformers
+from vidadv.training import zoo as training_zoo
+from vidadv.training.recipe import Recipe, augment_clips, flip_label_map, one_cycle, parameter_groups
 
 SHIPPED = zoo.default_weights_dir()
 HAS_SHIPPED = (SHIPPED / zoo.MANIFEST_NAME).is_file()
@@ -197,5 +198,102 @@ def test_print_zoo_without_manifest(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert training.print_zoo(tmp_path) == 0
     out = capsys.readouterr().out
     assert "vidadv zoo train" in out
-    assert all(name in out for name in zoo.ZOO_NAMES)
-    assert out.count("not trained") == len(zoo.ZOO_NAMES)
+    names = (*zoo.ZOO_NAMES, *zoo_transformers.TRANSFORMER_ZOO_NAMES)
+    assert all(name in out for name in names)
+    assert out.count("not trained") == len(names)
+
+
+# ------------------------------------------------------------------------------------ zoo transformers
+
+needs_transformers = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("transformers") is None, reason="transformers is not installed"
+)
+
+
+def test_parameter_groups_exempt_vectors_and_named_parameters() -> None:
+    network = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2))
+    decay, undecayed = parameter_groups(network, 0.05, no_decay={"2.weight"})
+    assert decay["weight_decay"] == 0.05 and undecayed["weight_decay"] == 0.0
+    assert [tuple(p.shape) for p in decay["params"]] == [(4, 3)]
+    assert sorted(tuple(p.shape) for p in undecayed["params"]) == [(2,), (2, 4), (4,), (4,), (4,)]
+
+
+def _tiny_clips(count: int, seed: int) -> _InMemoryClips:
+    from vidadv.data.synthetic import generate_batch
+
+    labels = torch.arange(count) % len(CLASS_NAMES)
+    return _InMemoryClips(generate_batch(labels, torch.Generator().manual_seed(seed)), labels)
+
+
+@needs_transformers
+@pytest.mark.parametrize("name", zoo_transformers.TRANSFORMER_ZOO_NAMES)
+def test_zoo_transformer_trains_exports_and_loads_by_name(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`vidadv zoo train --models <transformer>` end to end on a few in-memory clips: the recipe reaches the
+    network through the classifier's (N, T, C, H, W) input, the folder and manifest entry are written, and
+    `load_model(name, checkpoint=folder)` gives the trained network's logits; a changed weight byte is
+    refused by the manifest's sha256."""
+    sets = {
+        "train": _tiny_clips(8, 1),
+        "val": _tiny_clips(12, 2),
+        zoo.TEST_SPLIT["split"]: _tiny_clips(12, 3),
+    }
+    monkeypatch.setattr(training_zoo, "_dataset", lambda split, *args: sets[split])
+    trained = {}
+    real_train = training_zoo.train_zoo_model
+
+    def keep(*args, **kwargs):
+        trained["result"] = real_train(*args, **kwargs)
+        return trained["result"]
+
+    monkeypatch.setattr(training_zoo, "train_zoo_model", keep)
+    recipe = Recipe(steps=2, batch_size=4, train_clips=8, val_clips=12, eval_every=2)
+    assert training.run_train(models=[name], out_dir=tmp_path, recipe=recipe, progress=False) == 0
+
+    folder = tmp_path / name
+    assert {p.name for p in folder.iterdir()} >= {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+    }
+    entry = zoo.zoo_manifest(tmp_path)["models"][name]
+    assert entry["family"] == zoo_transformers.TRANSFORMER_ZOO_SPECS[name].model_type
+    assert entry["sha256"] == zoo.weights_sha256(folder / "model.safetensors")
+    assert entry["weights"] == f"{name}/model.safetensors"
+    assert set(entry["shift_accuracy"]) == {str(k) for k in zoo.SHIFTS}
+
+    clip = torch.rand(2, 3, 32, 32, 32, generator=torch.Generator().manual_seed(0))
+    network = trained["result"].network.eval()
+    expected = network(((clip - 0.5) / 0.25).transpose(1, 2))
+    loaded = load_model(name, checkpoint=folder)
+    assert loaded.class_names == tuple(CLASS_NAMES)
+    torch.testing.assert_close(loaded(clip), expected, rtol=1e-5, atol=1e-5)
+
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match the manifest"):
+        load_model(name, checkpoint=folder)
+
+
+def test_zoo_transformer_missing_from_its_manifest_names_the_training_command(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('{"models": {"nl-s": {}}}')
+    (tmp_path / "videomae-s").mkdir()
+    (tmp_path / "videomae-s" / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"not in the manifest .*vidadv zoo train --models"):
+        load_model("videomae-s", checkpoint=tmp_path / "videomae-s")
+    with pytest.raises(ValueError, match="takes no network overrides"):
+        load_model("videomae-s", checkpoint=tmp_path / "videomae-s", depth=3)
+
+
+@pytest.mark.slow
+@needs_transformers
+@pytest.mark.parametrize("name", zoo_transformers.TRANSFORMER_ZOO_NAMES)
+def test_shipped_transformer_reaches_manifest_accuracy(name: str, test_split: ProceduralActions) -> None:
+    if not (zoo.default_weights_dir() / name).is_dir():
+        pytest.skip(f"{name} is not shipped (vidadv zoo train --models {name})")
+    entry = zoo.zoo_manifest()["models"][name]
+    accuracy = training.evaluate_accuracy(load_model(name), test_split)[0]
+    assert math.isclose(accuracy, entry["test_accuracy"], abs_tol=0.01), (accuracy, entry["test_accuracy"])

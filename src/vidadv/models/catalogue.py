@@ -42,7 +42,7 @@ from torch import nn
 
 from vidadv.data import kinetics400_class_names
 from vidadv.data.synthetic import CLASS_NAMES
-from vidadv.models import hf, i3d, slowfast, tpn, zoo
+from vidadv.models import hf, i3d, slowfast, tpn, zoo, zoo_transformers
 from vidadv.models.checkpoint import (
     checkpoint_num_classes,
     classifier_keys,
@@ -423,6 +423,27 @@ for _spec in zoo.ZOO_SPECS.values():
         )
     )
 del _spec
+
+for _transformer in zoo_transformers.TRANSFORMER_ZOO_SPECS.values():
+    register_model(
+        ModelEntry(
+            name=_transformer.name,
+            family="transformer",
+            description=f"embedded zoo transformer trained on vidadv.data.synthetic (small "
+            f"{_transformer.analogue}; needs the transformers extra)",
+            load_classifier=functools.partial(zoo_transformers.load_zoo_transformer, _transformer.name),
+            weights=zoo_transformers.zoo_transformer_folder(_transformer.name),
+            num_classes=len(CLASS_NAMES),
+            class_names=tuple(CLASS_NAMES),
+            mean=zoo_transformers.NORMALIZATION_MEAN,
+            std=zoo_transformers.NORMALIZATION_STD,
+            frames=zoo.INPUT_FRAMES,
+            min_frames=zoo.INPUT_FRAMES,
+            input_size=zoo.INPUT_SIZE,
+            attention_layer="network.token_grid",
+        )
+    )
+del _transformer
 
 register_model(
     ModelEntry(

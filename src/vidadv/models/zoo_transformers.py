@@ -21,6 +21,8 @@ Training them with the zoo recipe needs two things from the trainer: the batch m
 through `classifier.network_input(clips)` (layout (N, T, C, H, W)), not `classifier.normalize(clips)`;
 and the class token and position/time embeddings (`no_weight_decay`) should get no weight decay.
 `transformers` is imported only when a network is built (optional, slow import; see vidadv.models.hf).
+Trained models live in the zoo folder as `<name>/` (config.json, model.safetensors, preprocessor config),
+listed with their sha256 in the zoo's manifest.json; `load_model("timesformer-s")` checks both.
 """
 
 from __future__ import annotations
@@ -33,13 +35,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidadv.data.synthetic import CLASS_NAMES
 from vidadv.models.hf import (
     HF_ARCHITECTURES,
     PREPROCESSOR_FILES,
     HFVideoClassifier,
     HFVideoNetwork,
     import_transformers,
+    load_hf_video_classifier,
 )
+from vidadv.models.zoo import MANIFEST_NAME, default_weights_dir, weights_sha256, zoo_manifest
 from vidadv.utils.io import atomic_write_json
 
 __all__ = [
@@ -50,7 +55,9 @@ __all__ = [
     "TransformerZooSpec",
     "build_transformer_network",
     "export_pretrained",
+    "load_zoo_transformer",
     "no_weight_decay",
+    "zoo_transformer_folder",
     "wrap_transformer_network",
 ]
 
@@ -72,16 +79,24 @@ _SMALL: dict[str, Any] = {
 }
 
 
+WEIGHTS_FILE = "model.safetensors"
+TRAIN_HINT = (
+    "run `vidadv zoo train --models timesformer-s videomae-s` (needs `pip install -e .[transformers]`)"
+)
+
+
 @dataclass(frozen=True)
 class TransformerZooSpec:
     """One zoo transformer: `model_type` (a key of `vidadv.models.hf.HF_ARCHITECTURES`), the keyword
-    arguments of its transformers config class (JSON-compatible), the seed and the public analogue."""
+    arguments of its transformers config class (JSON-compatible), the seed, the public analogue and the
+    zoo recipe's learning rate for it (`lr`; ViT-style training uses about 1e-3 at batch 24)."""
 
     name: str
     model_type: str
     config: Mapping[str, Any]
     seed: int
     analogue: str
+    lr: float = 1e-3
 
 
 TRANSFORMER_ZOO_SPECS: dict[str, TransformerZooSpec] = {
@@ -160,6 +175,10 @@ def export_pretrained(network: HFVideoNetwork, folder: str | Path) -> Path:
     `preprocessor_config.json` with the zoo normalization, so `load_model("hf", checkpoint=folder)`
     loads it back with the right mean/std."""
     folder = Path(folder)
+    config = network.model.config
+    if config.num_labels == len(CLASS_NAMES):
+        config.id2label = dict(enumerate(CLASS_NAMES))
+        config.label2id = {label: index for index, label in enumerate(CLASS_NAMES)}
     network.model.save_pretrained(folder, safe_serialization=True)
     preprocessor = {
         "do_rescale": True,
@@ -175,3 +194,63 @@ def export_pretrained(network: HFVideoNetwork, folder: str | Path) -> Path:
 def parameter_count(network: nn.Module) -> int:
     """Number of parameters of `network`."""
     return sum(p.numel() for p in network.parameters())
+
+
+def zoo_transformer_folder(name: str, weights_dir: str | Path | None = None) -> Path:
+    """The Hugging Face folder of zoo transformer `name` inside the zoo folder (default: the shipped one)."""
+    return (default_weights_dir() if weights_dir is None else Path(weights_dir)) / _spec(name).name
+
+
+def _verify_against_manifest(name: str, folder: Path) -> None:
+    """The manifest next to `folder` must list `name` with this version's config and the weights' sha256."""
+    spec = _spec(name)
+    manifest = zoo_manifest(folder.parent)
+    entry = manifest["models"].get(name)
+    if not isinstance(entry, dict):
+        raise FileNotFoundError(
+            f"zoo transformer {name!r} is not in the manifest {str(folder.parent / MANIFEST_NAME)!r} "
+            f"(trained there: {', '.join(sorted(manifest['models'])) or 'none'}); {TRAIN_HINT}"
+        )
+    if entry.get("config") != dict(spec.config) or entry.get("family") != spec.model_type:
+        raise ValueError(
+            f"the manifest's architecture for {name!r} ({entry.get('family')}, {entry.get('config')}) "
+            f"differs from this vidadv version's ({spec.model_type}, {dict(spec.config)}); {TRAIN_HINT}"
+        )
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"weights file {str(weights)!r} of zoo transformer {name!r} is missing; {TRAIN_HINT}"
+        )
+    actual = weights_sha256(weights)
+    if actual != entry.get("sha256"):
+        raise ValueError(
+            f"weights file {str(weights)!r} of zoo transformer {name!r} does not match the manifest (sha256 "
+            f"{actual[:16]}..., manifest says {str(entry.get('sha256'))[:16]}...); {TRAIN_HINT}"
+        )
+
+
+def load_zoo_transformer(
+    name: str,
+    checkpoint: str | Path | None = None,
+    *,
+    num_classes: int | None = None,
+    mean: Any = None,
+    std: Any = None,
+    **overrides: Any,
+) -> HFVideoClassifier:
+    """`load_model("timesformer-s")` / `load_model("videomae-s")`: the trained zoo transformer.
+
+    `checkpoint` is its Hugging Face folder (default: the shipped `zoo_weights/<name>/`). A folder whose
+    parent holds a zoo manifest is checked against it (architecture and sha256); any other folder loads as
+    a plain Hugging Face model. `overrides`: only `attn_implementation` (see `load_hf_video_classifier`).
+    """
+    spec = _spec(name)
+    unknown = sorted(set(overrides) - {"attn_implementation"})
+    if unknown:
+        raise ValueError(f"load_model({name!r}) takes no network overrides, got {unknown}")
+    folder = zoo_transformer_folder(name) if checkpoint is None else Path(checkpoint)
+    if checkpoint is None and not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"zoo transformer {name!r} is not trained: no {str(folder)!r}; {TRAIN_HINT}")
+    if (folder.parent / MANIFEST_NAME).is_file() and folder.name == spec.name:
+        _verify_against_manifest(name, folder)
+    return load_hf_video_classifier(folder, num_classes=num_classes, mean=mean, std=std, **overrides)

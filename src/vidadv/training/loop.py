@@ -1,4 +1,4 @@
-"""The zoo training loop: one model trained from scratch with the recipe."""
+"""The zoo training loop: one model (a zoo CNN or a zoo transformer) trained from scratch with the recipe."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,11 +15,18 @@ from tqdm.auto import tqdm
 
 from vidadv.data.synthetic import CLASS_NAMES
 from vidadv.models.catalogue import wrap_network
+from vidadv.models.wrapper import VideoClassifier
 from vidadv.models.zoo import ZOO_SPECS, build_zoo_network, check_zoo_name
+from vidadv.models.zoo_transformers import (
+    TRANSFORMER_ZOO_SPECS,
+    build_transformer_network,
+    no_weight_decay,
+    wrap_transformer_network,
+)
 from vidadv.training.accuracy import evaluate_accuracy
 from vidadv.training.recipe import Recipe, augment_clips, flip_label_map, one_cycle, parameter_groups
 
-__all__ = ["TrainingResult", "train_zoo_model"]
+__all__ = ["TrainingResult", "default_seed", "train_zoo_model"]
 
 
 @dataclass
@@ -44,6 +52,45 @@ def _loss(
     return F.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing), logits
 
 
+@dataclass(frozen=True)
+class _Trainee:
+    """What the loop trains: the network, its classifier, how a clip batch reaches the network, the class
+    count and the names of parameters without weight decay."""
+
+    network: nn.Module
+    classifier: VideoClassifier
+    network_input: Callable[[torch.Tensor], Any]
+    num_classes: int
+    no_decay: frozenset[str]
+
+
+def _trainee(name: str, seed: int) -> _Trainee:
+    """A freshly initialized zoo CNN (input: normalized clips) or zoo transformer (input: the classifier's
+    (N, T, C, H, W) layout; no decay on class token, position and time embeddings)."""
+    if name in TRANSFORMER_ZOO_SPECS:
+        network = build_transformer_network(name, seed=seed)
+        classifier = wrap_transformer_network(network)
+        return _Trainee(
+            network,
+            classifier,
+            classifier.network_input,
+            network.num_classes,
+            frozenset(no_weight_decay(network)),
+        )
+    network = build_zoo_network(name, seed=seed)
+    classifier = wrap_network(name, network)
+    return _Trainee(
+        network, classifier, classifier.normalize, ZOO_SPECS[name].constructor["num_classes"], frozenset()
+    )
+
+
+def default_seed(name: str) -> int:
+    """The seed of zoo model `name` (CNN or transformer) from its spec."""
+    if name in TRANSFORMER_ZOO_SPECS:
+        return TRANSFORMER_ZOO_SPECS[name].seed
+    return ZOO_SPECS[check_zoo_name(name)].seed
+
+
 def train_zoo_model(
     name: str,
     recipe: Recipe,
@@ -59,23 +106,24 @@ def train_zoo_model(
     training set's random temporal windows change every epoch (`set_epoch`). Validation accuracy on
     `val_set` is measured every `recipe.eval_every` steps and at the end (monitoring only).
     """
-    spec = ZOO_SPECS[check_zoo_name(name)]
-    if len(CLASS_NAMES) != spec.constructor["num_classes"]:
-        raise ValueError(
-            f"the synthetic dataset has {len(CLASS_NAMES)} classes but {name} is built for "
-            f"{spec.constructor['num_classes']}"
-        )
+    seed = default_seed(name) if seed is None else seed
     if len(train_set) < recipe.batch_size:
         raise ValueError(
             f"the training set ({len(train_set)} clips) is smaller than one batch ({recipe.batch_size})"
         )
-    seed = spec.seed if seed is None else seed
     generator = torch.Generator().manual_seed(seed + 1_000_003)
-    network = build_zoo_network(name, seed=seed)
-    classifier = wrap_network(name, network)
+    trainee = _trainee(name, seed)
+    if len(CLASS_NAMES) != trainee.num_classes:
+        raise ValueError(
+            f"the synthetic dataset has {len(CLASS_NAMES)} classes but {name} is built for "
+            f"{trainee.num_classes}"
+        )
+    network, classifier = trainee.network, trainee.classifier
     flip_labels = flip_label_map(CLASS_NAMES)
     optimizer = torch.optim.AdamW(
-        parameter_groups(network, recipe.weight_decay), lr=recipe.lr, betas=recipe.betas
+        parameter_groups(network, recipe.weight_decay, no_decay=trainee.no_decay),
+        lr=recipe.lr,
+        betas=recipe.betas,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: one_cycle(step, recipe.steps, recipe.warmup_fraction)
@@ -96,7 +144,7 @@ def train_zoo_model(
             order = list(permutation[: batches_per_epoch * recipe.batch_size].split(recipe.batch_size))
         clips, labels = train_set.clips(order.pop(0))
         clips, labels = augment_clips(clips, labels, generator, recipe, flip_labels)
-        loss, logits = _loss(network, classifier.normalize(clips), labels, recipe)
+        loss, logits = _loss(network, trainee.network_input(clips), labels, recipe)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(network.parameters(), recipe.grad_clip)

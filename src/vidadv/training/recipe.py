@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,15 +93,18 @@ def one_cycle(step: int, steps: int, warmup_fraction: float) -> float:
     return 1e-4 + (1.0 - 1e-4) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def parameter_groups(network: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: weight decay on conv/linear weights, none on biases and BatchNorm parameters."""
-    decay, no_decay, seen = [], [], set()
-    for parameter in network.parameters():
+def parameter_groups(
+    network: nn.Module, weight_decay: float, no_decay: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on conv/linear weights, none on biases, BatchNorm/LayerNorm parameters
+    (every parameter with fewer than 2 dimensions) and the parameters named in `no_decay`."""
+    decay, undecayed, seen = [], [], set()
+    for name, parameter in network.named_parameters():
         if id(parameter) in seen:
             continue
         seen.add(id(parameter))
-        (decay if parameter.dim() > 1 else no_decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        (decay if parameter.dim() > 1 and name not in no_decay else undecayed).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": undecayed, "weight_decay": 0.0}]
 
 
 def flip_label_map(class_names: Sequence[str]) -> torch.Tensor:

@@ -4,13 +4,16 @@ print the zoo.
 `run_train` trains each model with the recipe (`vidadv.training.loop`), measures its accuracy on the
 fixed test split, clean and under the cyclic temporal shifts 1..8 (`vidadv.models.zoo.TEST_SPLIT`,
 `SHIFTS`), and writes `<name>.safetensors` and its `manifest.json` entry (architecture, normalization,
-recipe, accuracies, sha256, torch version).
+recipe, accuracies, sha256, torch version). A zoo transformer (`vidadv.models.zoo_transformers`) is written
+as a Hugging Face folder `<name>/` (config.json, model.safetensors, preprocessor config) instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,10 +38,19 @@ from vidadv.models.zoo import (
     ZOO_SPECS,
     default_weights_dir,
     json_form,
+    weights_sha256,
     zoo_manifest,
 )
+from vidadv.models.zoo_transformers import (
+    TRANSFORMER_ZOO_NAMES,
+    TRANSFORMER_ZOO_SPECS,
+    WEIGHTS_FILE,
+    export_pretrained,
+    import_transformers,
+    wrap_transformer_network,
+)
 from vidadv.training.accuracy import evaluate_accuracy
-from vidadv.training.loop import TrainingResult, train_zoo_model
+from vidadv.training.loop import TrainingResult, default_seed, train_zoo_model
 from vidadv.training.recipe import Recipe
 from vidadv.utils.io import atomic_write_bytes, atomic_write_json
 
@@ -109,15 +121,83 @@ def _manifest_entry(
     }
 
 
+ALL_ZOO_NAMES: tuple[str, ...] = (*ZOO_NAMES, *TRANSFORMER_ZOO_NAMES)
+
+
 def _check_models(models: Sequence[str] | None) -> list[str]:
     if models is None or len(models) == 0:
         return list(ZOO_NAMES)
     if isinstance(models, str):
         models = [models]
-    unknown = [m for m in models if m not in ZOO_SPECS]
+    unknown = [m for m in models if m not in ALL_ZOO_NAMES]
     if unknown:
-        raise ValueError(f"unknown zoo model(s) {unknown}; zoo models: {', '.join(ZOO_NAMES)}")
+        raise ValueError(f"unknown zoo model(s) {unknown}; zoo models: {', '.join(ALL_ZOO_NAMES)}")
     return list(dict.fromkeys(models))
+
+
+def _transformer_manifest_entry(
+    name: str,
+    network: nn.Module,
+    recipe: Recipe,
+    seed: int,
+    result: TrainingResult,
+    accuracies: Mapping[int, float],
+    sha256: str,
+) -> dict[str, Any]:
+    spec = TRANSFORMER_ZOO_SPECS[name]
+    model = network.model
+    return {
+        "family": spec.model_type,
+        "class": f"transformers.{type(model).__name__}",
+        "analogue": spec.analogue,
+        "config": dict(spec.config),
+        "parameters": sum(p.numel() for p in network.parameters()),
+        "input": {
+            "frames": INPUT_FRAMES,
+            "size": INPUT_SIZE,
+            "channels": 3,
+            "layout": "NCTHW (the wrapper passes NTCHW pixel_values)",
+            "range": [0, 1],
+        },
+        "normalization": {"mean": list(NORMALIZATION_MEAN), "std": list(NORMALIZATION_STD)},
+        "attention_layer": "network.token_grid",
+        "recipe": {
+            **recipe.to_json(),
+            "seed": seed,
+            "optimizer": "AdamW, one-cycle (linear warm-up, cosine decay); no weight decay on biases, "
+            "LayerNorm, class token, position and time embeddings",
+            "augmentation": "as the zoo CNNs",
+            "train_split": {"split": "train", "num_clips": recipe.train_clips, "seed": recipe.train_seed},
+            "generator_version": GENERATOR_VERSION,
+        },
+        "val_curve": [[step, round(acc, 4)] for step, acc in result.val_curve],
+        "train_seconds": round(result.seconds, 1),
+        "test_split": dict(TEST_SPLIT),
+        "test_accuracy": accuracies[0],
+        "shift_accuracy": {str(k): accuracies[k] for k in SHIFTS},
+        "weights": f"{name}/{WEIGHTS_FILE}",
+        "sha256": sha256,
+        "torch_version": torch.__version__,
+        "transformers_version": import_transformers().__version__,
+    }
+
+
+def _write_transformer_folder(network: nn.Module, folder: Path) -> str:
+    """Export `network` to the Hugging Face folder `folder`, replacing an older one only once the new one is
+    complete; returns the sha256 of its weights."""
+    staging = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    if staging.exists():
+        shutil.rmtree(staging)
+    export_pretrained(network, staging)
+    for path in [staging, *staging.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)  # package data: readable by every user
+    retired = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    if folder.exists():
+        folder.rename(retired)
+    staging.rename(folder)
+    if retired.exists():
+        shutil.rmtree(retired)
+    return weights_sha256(folder / WEIGHTS_FILE)
 
 
 def run_train(
@@ -132,12 +212,13 @@ def run_train(
     """Train zoo models with the documented recipe and write weights + manifest (`vidadv zoo train`).
 
     Args:
-        models: zoo names (default: all six), trained one after the other.
+        models: zoo names (default: the six CNNs; the transformers `timesformer-s` and `videomae-s` need
+            the transformers extra), trained one after the other.
         out_dir: folder for `<name>.safetensors` and `manifest.json` (default: the package's `zoo_weights/`).
             Entries of models not trained now are kept in the manifest.
         steps: training steps (default: the recipe's).
         seed: one seed for every model (default: each model's own seed from `ZOO_SPECS`).
-        recipe: hyper-parameters (default `Recipe()`).
+        recipe: hyper-parameters (default `Recipe()`, with the transformer spec's `lr` for a transformer).
         cache: False renders the data splits in memory (about 3 minutes, 0.5 GB); True caches them under
             `vidadv.data.synthetic.default_cache_dir()`, or give a folder.
         progress: show progress bars.
@@ -145,6 +226,7 @@ def run_train(
     Returns 0 (the CLI's exit status). Prints a summary table.
     """
     names = _check_models(models)
+    custom_recipe = recipe is not None
     recipe = recipe or Recipe()
     if steps is not None:
         recipe = dataclasses.replace(recipe, steps=steps)
@@ -156,27 +238,43 @@ def run_train(
     train_set = _dataset("train", recipe.train_clips, recipe.train_seed, cache, progress)
     val_set = _dataset("val", recipe.val_clips, recipe.val_seed, cache, progress)
     test_set = _dataset(TEST_SPLIT["split"], TEST_SPLIT["num_clips"], TEST_SPLIT["seed"], cache, progress)
+    if any(name in TRANSFORMER_ZOO_SPECS for name in names):
+        import_transformers()  # the transformers extra is checked before any data is rendered
     for name in names:
-        model_seed = ZOO_SPECS[name].seed if seed is None else seed
+        model_seed = default_seed(name) if seed is None else seed
+        model_recipe = recipe
+        if name in TRANSFORMER_ZOO_SPECS and not custom_recipe:
+            model_recipe = dataclasses.replace(recipe, lr=TRANSFORMER_ZOO_SPECS[name].lr)
         result = train_zoo_model(
-            name, recipe, train_set, val_set, seed=model_seed, progress=progress, log=print
+            name, model_recipe, train_set, val_set, seed=model_seed, progress=progress, log=print
         )
-        classifier = wrap_network(name, result.network)
+        if name in TRANSFORMER_ZOO_SPECS:
+            classifier = wrap_transformer_network(result.network)
+        else:
+            classifier = wrap_network(name, result.network)
         accuracies = evaluate_accuracy(classifier, test_set, shifts=(0, *SHIFTS), progress=progress)
-        weights_file = f"{name}.safetensors"
-        data = _serialize_weights(result.network)
-        atomic_write_bytes(folder / weights_file, data)
-        (folder / weights_file).chmod(0o644)  # package data: readable by every user
-        sha256 = hashlib.sha256(data).hexdigest()
+        if name in TRANSFORMER_ZOO_SPECS:
+            weights_file = f"{name}/{WEIGHTS_FILE}"
+            sha256 = _write_transformer_folder(result.network, folder / name)
+            entry = _transformer_manifest_entry(
+                name, result.network, model_recipe, model_seed, result, accuracies, sha256
+            )
+        else:
+            weights_file = f"{name}.safetensors"
+            data = _serialize_weights(result.network)
+            atomic_write_bytes(folder / weights_file, data)
+            (folder / weights_file).chmod(0o644)  # package data: readable by every user
+            sha256 = hashlib.sha256(data).hexdigest()
+            entry = _manifest_entry(
+                name, result.network, model_recipe, model_seed, result, accuracies, weights_file, sha256
+            )
         try:
             manifest = zoo_manifest(folder)
         except (FileNotFoundError, ValueError):
             manifest = {}
         manifest = _new_manifest(manifest)
-        manifest["models"][name] = _manifest_entry(
-            name, result.network, recipe, model_seed, result, accuracies, weights_file, sha256
-        )
-        manifest["models"] = {n: manifest["models"][n] for n in ZOO_NAMES if n in manifest["models"]}
+        manifest["models"][name] = entry
+        manifest["models"] = {n: manifest["models"][n] for n in ALL_ZOO_NAMES if n in manifest["models"]}
         atomic_write_json(folder / MANIFEST_NAME, manifest)
         (folder / MANIFEST_NAME).chmod(0o644)
         print(
@@ -222,23 +320,26 @@ def print_zoo(weights_dir: str | Path | None = None) -> int:
     rows = [
         ["model", "family", "params", "test acc", "shift 1..8 acc (min / mean)", "train s", "attention layer"]
     ]
-    for name in ZOO_NAMES:
-        spec = ZOO_SPECS[name]
+    for name in ALL_ZOO_NAMES:
+        if name in TRANSFORMER_ZOO_SPECS:
+            family, layer = TRANSFORMER_ZOO_SPECS[name].model_type, "network.token_grid"
+        else:
+            family, layer = ZOO_SPECS[name].family, ZOO_SPECS[name].attention_layer
         entry = entries.get(name)
         if not isinstance(entry, dict):
-            rows.append([name, spec.family, "-", "-", "not trained", "-", spec.attention_layer])
+            rows.append([name, family, "-", "-", "not trained", "-", layer])
             continue
         shifted = [float(v) for v in entry.get("shift_accuracy", {}).values()]
         shift_text = f"{min(shifted):.3f} / {sum(shifted) / len(shifted):.3f}" if shifted else "-"
         rows.append(
             [
                 name,
-                spec.family,
+                family,
                 f"{int(entry.get('parameters', 0)):,}",
                 f"{float(entry.get('test_accuracy', 0.0)):.3f}",
                 shift_text,
                 f"{float(entry.get('train_seconds', 0.0)):.0f}",
-                str(entry.get("attention_layer", spec.attention_layer)),
+                str(entry.get("attention_layer", layer)),
             ]
         )
     print(_format_table(rows))
