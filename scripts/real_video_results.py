@@ -192,6 +192,40 @@ def markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n" + notes
 
 
+def summary_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> str:
+    """One line per (budget, attack) over the videos: flips, confidence, distortion, H.264 and shift
+    survival (counts out of the videos), gradient evaluations and mean CPU time."""
+    crfs = [str(c) for c in config["crf"]]
+    shifts = [str(s) for s in config["shifts"]]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["eps"], row["attack"]), []).append(row)
+    header = ["eps", "attack", "grad. evals", "flipped", "mean adv. p", "mean PSNR dB"]
+    header += [f"flipped after CRF {c}" for c in crfs] + [f"fools at shift {s}" for s in shifts]
+    header += ["CPU s / video", "wall s / video"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for (eps, attack), group in groups.items():
+        n = len(group)
+
+        def count(flags: Sequence[bool], n: int = n) -> str:
+            return f"{sum(flags)}/{n}"
+
+        cells = [
+            eps,
+            attack,
+            str(group[0]["gradient_evaluations"]),
+            count([r["flipped"] for r in group]),
+            f"{sum(r['adversarial']['p'] for r in group) / n:.2f}",
+            f"{sum(r['psnr_db'] for r in group) / n:.1f}",
+            *[count([r["h264"][c]["flipped"] for r in group]) for c in crfs],
+            *[count([r["shifts"][s]["fooled"] for r in group]) for s in shifts],
+            f"{sum(r['cpu_seconds'] for r in group) / n:.0f}",
+            f"{sum(r['wall_seconds'] for r in group) / n:.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_tables(out: Path, state: dict[str, Any]) -> None:
     rows = state["rows"]
     buffer = io.StringIO()
@@ -212,6 +246,7 @@ def write_tables(out: Path, state: dict[str, Any]) -> None:
         )  # fmt: skip
     atomic_write_text(out / "results.csv", buffer.getvalue())
     atomic_write_text(out / "results.md", markdown(rows, state["config"]))
+    atomic_write_text(out / "summary.md", summary_markdown(rows, state["config"]))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -299,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
     write_tables(out, state)
-    print(f"wrote {out / 'results.md'}, results.csv, results.json ({len(state['rows'])} rows)")
+    print(f"wrote {out / 'results.md'}, summary.md, results.csv, results.json ({len(state['rows'])} rows)")
     return 0
 
 

@@ -49,6 +49,11 @@ def test_tiny_run_and_resume(tmp_path, script, capsys):
     table = (out / "results.md").read_text()
     assert table.count("| pattern.mp4 | 8/255 |") == 2 and "shift 2" in table
     assert len((out / "results.csv").read_text().strip().splitlines()) == 3
+    summary = (out / "summary.md").read_text().splitlines()
+    assert len(summary) == 4 and summary[2].startswith("| 8/255 | FGSM | 1 | ")
+    assert summary[3].startswith("| 8/255 | TT(1) | 15 | ")
+    flips = sum(r["flipped"] for r in state["rows"] if r["attack"] == "TT(1)")
+    assert summary[3].split(" | ")[3] == f"{flips}/1"
     # a rerun finds everything done; adding a budget only runs the new rows
     assert script.main(argv) == 0
     assert "[" not in capsys.readouterr().out.split("wrote")[0]
