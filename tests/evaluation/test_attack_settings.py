@@ -52,6 +52,7 @@ def test_each_attack_is_built_once_per_whitebox_and_its_settings_are_recorded(tm
         "steps": 3,
         "eps": 4 / 255,
         "options": {"eps": 4 / 255, "steps": 3, "step_size": 2 / 255},
+        "gradient_evaluations_per_step": 1,  # the cost the attack reports (the stand-in: per step only)
     }
     record = json.loads(load_tensor_metadata(layout.adv_path("B", "RAND", selected[0]["clip_id"]))["record"])
     assert record["settings"] == settings["RAND"]

@@ -5,7 +5,8 @@
 HTML report (jinja2 template `templates/report.html.j2`) and `ReportWriter`, the one writer of every
 command's report; `plots`: the per-model palette and every transfer plot; `findings`: the sentences that
 open a report; `ablation`: TT ablation variants and
-their grouping (Figure 4, Table 2); `paper`: the paper's published numbers.
+their grouping (Figure 4, Table 2); `frontier`: the ASR-versus-gradient-evaluations frontier (attack
+costs, methods, points); `paper`: the paper's published numbers.
 """
 
 from vidadv.evaluation.findings import findings_sentences

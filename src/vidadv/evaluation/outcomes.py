@@ -13,7 +13,8 @@ failure for the others. That is 100 - top-1 accuracy over all listed clips, the 
 evaluation scripts print (they attack every listed clip too, so their number is usually higher).
 
 Functions: `asr_matrix` (per-model ASR), `blackbox_fractions` / `blackbox_cell` / `table1` (the TT
-paper's average black-box ASR with a bootstrap interval over clips) and `paired_differences`
+paper's average black-box ASR with a bootstrap interval over clips; `overall_blackbox_values`, its
+per-clip values averaged over the white-box models) and `paired_differences`
 (ASR(A) - ASR(B) on the same clips, paired bootstrap interval and exact McNemar test).
 """
 
@@ -262,6 +263,20 @@ def blackbox_cell(
     return BlackboxCell(whitebox, attack, len(fractions), asr, interval)
 
 
+def overall_blackbox_values(
+    fractions: Mapping[ItemKey, float], attack: str, whiteboxes: Sequence[str]
+) -> list[float]:
+    """Per clip of `attack` (in order of first appearance, white-box models in `whiteboxes` order): the
+    mean over the white-box models that attacked it of the share of black-box models fooled
+    (`blackbox_fractions`). Table 1's "overall" column and the cost frontier are means of these values."""
+    per_clip: dict[str, list[float]] = {}
+    for whitebox in whiteboxes:
+        for (item_whitebox, item_attack, clip_id), value in fractions.items():
+            if item_whitebox == whitebox and item_attack == attack:
+                per_clip.setdefault(clip_id, []).append(value)
+    return [sum(values) / len(values) for values in per_clip.values()]
+
+
 def _interval_dict(interval: Interval | None) -> dict[str, float]:
     return {} if interval is None else {"asr": interval.estimate, "lo": interval.lo, "hi": interval.hi}
 
@@ -286,16 +301,11 @@ def table1(
     for attack in outcomes.attacks:
         key = (paper_keys or {}).get(attack)
         row: dict[str, Any] = {"attack": attack, "paper_key": key, "per_whitebox": {}}
-        per_clip: dict[str, list[float]] = {}
         for whitebox in outcomes.whiteboxes:
-            values = []
-            for item, value in fractions.items():
-                if item[0] == whitebox and item[1] == attack:
-                    values.append(value)
-                    per_clip.setdefault(item[2], []).append(value)
+            values = [v for item, v in fractions.items() if item[0] == whitebox and item[1] == attack]
             interval = bootstrap_mean_ci(values, n_boot=n_boot, seed=seed) if values else None
             row["per_whitebox"][whitebox] = {"n": len(values), **_interval_dict(interval)}
-        overall_values = [sum(v) / len(v) for v in per_clip.values()]
+        overall_values = overall_blackbox_values(fractions, attack, outcomes.whiteboxes)
         overall = bootstrap_mean_ci(overall_values, n_boot=n_boot, seed=seed) if overall_values else None
         row["overall"] = {"n": len(overall_values), **_interval_dict(overall)}
         row["paper"] = paper_number(paper_dataset, key)

@@ -4,9 +4,15 @@ Palette: Okabe & Ito's eight colours ("Color Universal Design", 2008). `model_co
 the same colour in every figure: the six zoo models have fixed entries, any other name a colour
 chosen by a stable hash of the name (never by its position in a legend). The black-box average is black.
 
+Methods are not models: `method_style` gives each attack method (a line of the cost frontier, e.g. "TT",
+"MI+TT", "TT-anti3") a colour from a second palette, Paul Tol's "muted" scheme (colour-blind safe; Tol,
+"Colour Schemes", SRON/EPS/TN/09-002), fixed by the method's name: the same estimator has the same colour
+with and without momentum (momentum: dashed line, hollow markers), its shift count k picks the marker.
+
 Plots: `plot_transfer_bars` (per white-box model: each black-box model's ASR with a 95 % Wilson interval
 and the black-box average with its 95 % bootstrap interval, attacks grouped baseline | +TT | control, 0 %
-bars labelled) and `plot_forest` (paired differences A - B with 95 % intervals, a line at 0).
+bars labelled), `plot_forest` (paired differences A - B with 95 % intervals, a line at 0) and
+`plot_frontier` (black-box ASR against a cost, log x, one line per method with its 95 % intervals).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +54,33 @@ MODEL_COLORS: dict[str, str] = {
 }
 _HASHED = [c for name, c in OKABE_ITO.items() if name != "black"]
 
+#: Paul Tol's "muted" colours: the method palette (never used for models).
+TOL_MUTED: dict[str, str] = {
+    "indigo": "#332288",
+    "cyan": "#88CCEE",
+    "teal": "#44AA99",
+    "green": "#117733",
+    "olive": "#999933",
+    "sand": "#DDCC77",
+    "rose": "#CC6677",
+    "wine": "#882255",
+    "purple": "#AA4499",
+}
+
+#: Fixed colours of the methods (momentum variants share their base's colour; estimators: per kind).
+METHOD_COLORS: dict[str, str] = {
+    "BIM": TOL_MUTED["indigo"],
+    "VR": TOL_MUTED["olive"],
+    "TT": TOL_MUTED["rose"],
+    "TT-iid": TOL_MUTED["green"],
+    "TT-anti": TOL_MUTED["wine"],
+    "TT-sag": TOL_MUTED["teal"],
+}
+_METHOD_HASHED = [c for c in TOL_MUTED.values() if c not in METHOD_COLORS.values()]
+_METHOD_MARKERS: dict[str, str] = {"BIM": "s", "VR": "D", "TT": "o"}
+_K_MARKERS = ("v", "^", "<", ">", "P", "X", "h", "*")
+_MOMENTUM = {"MI+": "--", "NI+": ":"}
+
 #: Attack groups, in plot order.
 BASELINE, WITH_TT, CONTROL = "baseline", "+TT", "control"
 GROUPS = (BASELINE, WITH_TT, CONTROL)
@@ -59,6 +93,38 @@ def model_color(model: str) -> str:
     if model in MODEL_COLORS:
         return MODEL_COLORS[model]
     return _HASHED[zlib.crc32(model.encode("utf-8")) % len(_HASHED)]
+
+
+@dataclass(frozen=True)
+class MethodStyle:
+    """How a method's line is drawn: colour (hex), matplotlib line style and marker, hollow markers."""
+
+    color: str
+    linestyle: str
+    marker: str
+    hollow: bool
+
+
+def method_style(method: str) -> MethodStyle:
+    """The style of `method` (a cost-frontier line name) in every plot, from its name alone.
+
+    A leading "MI+" (dashed, hollow) or "NI+" (dotted, hollow) is momentum; the rest picks the colour:
+    a fixed entry of `METHOD_COLORS` (an estimator "<base>-<kind><k>" by "<base>-<kind>", with k choosing
+    the marker), else a stable hash of the name into the muted colours no fixed entry uses.
+    """
+    base, linestyle = method, "-"
+    for prefix, style in _MOMENTUM.items():
+        if method.startswith(prefix) and len(method) > len(prefix):
+            base, linestyle = method[len(prefix) :], style
+            break
+    estimator = re.fullmatch(r"(.+-[A-Za-z]+)(\d+)", base)
+    kind, marker = base, _METHOD_MARKERS.get(base, "o")
+    if estimator is not None:
+        kind, marker = estimator.group(1), _K_MARKERS[int(estimator.group(2)) % len(_K_MARKERS)]
+    color = METHOD_COLORS.get(kind)
+    if color is None:
+        color = _METHOD_HASHED[zlib.crc32(kind.encode("utf-8")) % len(_METHOD_HASHED)]
+    return MethodStyle(color, linestyle, marker, linestyle != "-")
 
 
 def attack_group(attack: str) -> str:
@@ -238,5 +304,87 @@ def plot_forest(
     axes.grid(axis="x", alpha=0.3)
     if title:
         axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return _png(figure, path)
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Ticks 1, 2, 3, 5 x 10^k inside [low, high] (finer in a narrow range, only powers of ten in a wide
+    one)."""
+
+    def ticks(mantissas: tuple[float, ...]) -> list[float]:
+        first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+        values = [m * 10.0**e for e in range(first, last + 1) for m in mantissas]
+        return [float(f"{v:.6g}") for v in values if low <= v <= high]
+
+    chosen = ticks((1, 2, 3, 5))
+    if len(chosen) < 4:
+        chosen = ticks((1, 1.5, 2, 3, 4, 5, 7))
+    return chosen if len(chosen) <= 13 else ticks((1,))
+
+
+def plot_frontier(
+    series: Mapping[str, Sequence[tuple[float, Bar]]],
+    path: str | os.PathLike[str],
+    *,
+    xlabel: str,
+    ylabel: str = "average black-box ASR (%)",
+    title: str = "",
+) -> Path:
+    """ASR against a cost: series[method] = [(cost, ASR with its 95 % interval)], one line per method
+    (styled by `method_style`), log x. A method with several points gets a band for its intervals, one
+    with a single point error bars; costs must be positive."""
+    if not series or not any(series.values()):
+        raise ValueError("plot_frontier needs at least one point")
+    from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the global backend alone
+
+    figure = Figure(figsize=(7.6, 4.6), dpi=110)
+    axes = figure.add_subplot(1, 1, 1)
+    costs: list[float] = []
+    for method, points in series.items():
+        ordered = sorted(points, key=lambda point: point[0])
+        if not ordered:
+            continue
+        xs = [float(x) for x, _ in ordered]
+        bad = [x for x in xs if not (math.isfinite(x) and x > 0)]
+        if bad:
+            raise ValueError(f"method {method!r}: costs must be positive and finite on a log axis, got {bad}")
+        costs += xs
+        ys = [100 * bar.value for _, bar in ordered]
+        lows = [100 * bar.lo for _, bar in ordered]
+        highs = [100 * bar.hi for _, bar in ordered]
+        style = method_style(method)
+        if len(ordered) > 1:
+            axes.fill_between(xs, lows, highs, color=style.color, alpha=0.15, linewidth=0)
+        axes.errorbar(
+            xs,
+            ys,
+            yerr=None if len(ordered) > 1 else [[ys[0] - lows[0]], [highs[0] - ys[0]]],
+            color=style.color,
+            linestyle=style.linestyle,
+            linewidth=1.6,
+            marker=style.marker,
+            markersize=5.5,
+            markerfacecolor="white" if style.hollow else style.color,
+            markeredgecolor=style.color,
+            markeredgewidth=1.3,
+            capsize=3,
+            label=method,
+        )
+    axes.set_xscale("log")
+    low, high = min(costs) / 1.35, max(costs) * 1.35
+    axes.set_xlim(low, high)
+    ticks = _log_ticks(low, high)
+    if len(ticks) >= 2:  # plain numbers (10, 30, 150) instead of powers of ten
+        axes.set_xticks(ticks)
+        axes.set_xticklabels([f"{t:g}" for t in ticks], fontsize=8)
+        axes.set_xticks([], minor=True)
+    axes.set_ylim(-3, 103)  # points at 0 % or 100 % stay whole
+    axes.set_yticks(range(0, 101, 20))
+    axes.set_xlabel(xlabel, fontsize=9)
+    axes.set_ylabel(ylabel, fontsize=9)
+    axes.grid(alpha=0.3, which="both")
+    axes.set_title(title or "95 % bootstrap intervals: bands (several points), bars (one point)", fontsize=9)
+    axes.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the data
     figure.tight_layout()
     return _png(figure, path)

@@ -15,11 +15,13 @@ import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from vidadv.evaluation.findings import COMPUTE_MATCHED, findings_sentences
+from vidadv.evaluation.frontier import AttackCost, spans_several_budgets
 from vidadv.evaluation.outcomes import (
     BLACKBOX_AVERAGE,
     LISTED,
@@ -50,6 +52,7 @@ from vidadv.evaluation.report import (
     transfer_plot_alt,
 )
 from vidadv.experiments.config import ExperimentConfig
+from vidadv.experiments.frontier import run_costs, write_frontier
 from vidadv.experiments.predictions import (
     FLOAT,
     UINT8,
@@ -256,6 +259,16 @@ def _evaluate_provenance(
     return info
 
 
+def frontier_costs(run: LoadedRun) -> tuple[dict[str, AttackCost] | None, str]:
+    """The attacks' costs when they span more than one gradient-evaluation count (a frontier to write),
+    else None; with a note saying why a run has no frontier when its counts are not recorded."""
+    try:
+        costs = run_costs(run.config, run.layout)
+    except ValueError as err:
+        return None, f"no cost frontier: {err}"
+    return (costs, "") if spans_several_budgets(costs) else (None, "")
+
+
 @holds_eval_lock
 def run_evaluate(
     run_dir: str | os.PathLike[str],
@@ -269,7 +282,9 @@ def run_evaluate(
     transforms: Mapping[str, Transform] | None = None,
     progress: bool = True,
 ) -> int:
-    """`vidadv evaluate RUN`: ASR tables, Table 1, Figure 3, results.json, outcomes.csv, report.html.
+    """`vidadv evaluate RUN`: ASR tables, Table 1, Figure 3, results.json, outcomes.csv, report.html, and
+    the cost frontier (frontier.csv/.md/.png, `vidadv.experiments.frontier`) whenever the run's attacks
+    span more than one gradient-evaluation count per clip.
 
     ASR counts the selected (attacked) clips; where the selection dropped listed clips because a model
     misclassified them clean, the ASR matrix and Table 1 are also given over all listed clips (see
@@ -313,6 +328,9 @@ def run_evaluate(
         "missing": [list(item) for item in missing],
         "variants": {},
     }
+    costs, frontier_note = frontier_costs(run)
+    if frontier_note:
+        results["frontier_note"] = frontier_note
     run_text = f"{layout.root}\nconfig hash {run.config_hash}\n{denominator}"
     report.section(Section("Run", text=run_text + (f"\n{listed_note}" if listed_note else "")))
     outcome_lines: list[list[Any]] = []
@@ -399,6 +417,12 @@ def run_evaluate(
         report.show(f"Average black-box ASR (%) with 95 % bootstrap interval, {variant}", header, body)
         tables.append(HtmlTable(header, body, "Average black-box ASR (%) with 95 % bootstrap intervals"))
         report.section(Section(f"Results: {variant}", tables=tables, images=plots))
+        if costs is not None and outcomes.rows:
+            points, section = write_frontier(
+                report, outcomes, costs, **boot, stem=f"frontier{stem}", label=variant
+            )
+            record["frontier"] = [asdict(point) for point in points]
+            report.section(section)
     if len(variants) > 1:
         header = ["attack", *variants, "paper"]
         body = [
@@ -432,9 +456,12 @@ def run_evaluate(
         print(listed_note)
     if config.paper_dataset is None and any(config.paper_key(a) for a in config.attacks):
         print(f"(set paper_dataset to one of {', '.join(PAPER_NUMBERS)} to print the paper's numbers)")
+    if frontier_note:
+        print(frontier_note)
+    frontier_files = "frontier*.csv/.md/.png, " if costs is not None else ""
     print(
-        f"wrote {report.folder}/ (asr_matrix*.csv/.md, table1*.csv/.md, figure3*.png, outcomes.csv, "
-        f"results.json, {html.name})"
+        f"wrote {report.folder}/ (asr_matrix*.csv/.md, table1*.csv/.md, figure3*.png, {frontier_files}"
+        f"outcomes.csv, results.json, {html.name})"
     )
     if missing:
         print(

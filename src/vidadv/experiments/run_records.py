@@ -152,6 +152,8 @@ def summarize_attack_run(
                     "eps": budget,
                     "budget_violations": sum(1 for r in group if r["linf"] > budget + tolerance),
                     "mean_time_s": sum(r["time_s"] for r in group) / len(group) if group else None,
+                    "attack_seconds": sum(r["time_s"] for r in group),
+                    "gradient_evaluations_per_step": _common_value(group, "gradient_evaluations_per_step"),
                 }
             )
     summary = {
@@ -173,6 +175,12 @@ def summarize_attack_run(
     update_text(layout.records_csv, buffer.getvalue())
     update_json(layout.attack_summary, summary)
     return summary
+
+
+def _common_value(records: list[dict[str, Any]], key: str) -> Any:
+    """The value of `key` shared by every record (None when a record lacks it or they differ)."""
+    values = {json.dumps(r.get(key)) for r in records}
+    return records[0].get(key) if len(values) == 1 else None
 
 
 def recorded_attack_settings(layout: RunLayout) -> dict[str, dict[str, Any]]:

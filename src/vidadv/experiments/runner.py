@@ -6,10 +6,12 @@ Output (in the config's output folder):
       tensor "adv" (C, T, H, W) in `save_dtype`, and header metadata "record": JSON with the clip id,
       label, the white-box model's clean and adversarial prediction and loss, the L-inf norm of the
       saved perturbation, the attack seed, the wall time per clip, the attack's structured settings
-      (`attack_settings`: name, canonical spec, steps, eps, every resolved option), "budget" (eps, norm)
-      and a "sha256" checksum (see `vidadv.experiments.runfiles`)
+      (`attack_settings`: name, canonical spec, steps, eps, every resolved option, gradient evaluations),
+      "budget" (eps, norm) and a "sha256" checksum (see `vidadv.experiments.runfiles`)
   attack_records.csv, attack_summary.json   written by rank 0 once every process is done; the summary's
-      "attack_settings" maps each attack name to its settings (read by `vidadv ablation`)
+      "attack_settings" maps each attack name to its settings (read by `vidadv ablation` and the cost
+      frontier of `vidadv evaluate`), its "rows" give per (white-box, attack) the clips done, the total
+      attack wall time ("attack_seconds") and the gradient evaluations per step
 
 Every file is written atomically, so `kill -9` loses at most the clips in flight; rerunning the same
 command skips finished files. The unit of work is a fixed batch of `batch_size` consecutive selected
@@ -168,24 +170,38 @@ def _settings_value(value: Any) -> Any:
     return repr(value)
 
 
+#: The attack's cost attributes recorded in its settings when it has them (`vidadv.attacks.core.Attack`).
+COST_ATTRIBUTES = (
+    "gradient_evaluations_per_step",
+    "setup_gradient_evaluations",
+    "gradient_evaluations_per_clip",
+)
+
+
 def attack_settings(config: ExperimentConfig, attack: AttackSpec, built: Any) -> dict[str, Any]:
     """The structured settings of a built attack, recorded with every clip it attacks.
 
-    name, spec (canonical where the attack says it, e.g. "tt+mi" -> "mi+tt"), steps, eps and every option
+    name, spec (canonical where the attack says it, e.g. "tt+mi" -> "mi+tt"), steps, eps, every option
     (the attack's resolved options, defaults included, when it exposes them as `options`; else the
-    config's). The per-batch seed is recorded separately.
+    config's) and its cost as far as the attack reports it (`COST_ATTRIBUTES`: gradient evaluations per
+    step, one-off setup evaluations, per clip). The per-batch seed is recorded separately.
     """
     resolved = getattr(built, "options", None)
     options = dict(resolved) if isinstance(resolved, Mapping) else config.attack_options(attack)
     options = {k: _settings_value(v) for k, v in options.items() if k not in ("seed", "progress")}
     spec = getattr(built, "spec", None)
-    return {
+    settings = {
         "name": attack.name,
         "spec": spec if isinstance(spec, str) else attack.spec,
         "steps": _settings_value(getattr(built, "steps", options.get("steps"))),
         "eps": _settings_value(getattr(built, "eps", options.get("eps"))),
         "options": options,
     }
+    for key in COST_ATTRIBUTES:
+        value = getattr(built, key, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            settings[key] = value
+    return settings
 
 
 def _attack_batch(
