@@ -143,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     zsub.add_parser("list", help="list the shipped models with their accuracy")
     t = zsub.add_parser("train", help="train zoo models with the documented recipe")
     t.add_argument(
-        "--models", nargs="*", default=None, help="zoo names (default: the six CNNs; also timesformer-s, videomae-s)"
+        "--models",
+        nargs="*",
+        default=None,
+        help="zoo names (default: the six CNNs; or timesformer-s videomae-s)",
     )
     t.add_argument("--out", default=None, help="folder for weights + manifest (default: the package zoo)")
     t.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
