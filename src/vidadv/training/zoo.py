@@ -75,6 +75,32 @@ def _dataset(split: str, num_clips: int, seed: int, cache: bool | str | Path, pr
     )
 
 
+def _architecture_fields(name: str, network: nn.Module) -> dict[str, Any]:
+    """The manifest fields that say what model `name` is: a zoo CNN's constructor, a transformer's config."""
+    if name in TRANSFORMER_ZOO_SPECS:
+        transformer = TRANSFORMER_ZOO_SPECS[name]
+        return {
+            "family": transformer.model_type,
+            "class": f"transformers.{type(network.model).__name__}",
+            "analogue": transformer.analogue,
+            "config": dict(transformer.config),
+            "layout": "NCTHW (the wrapper passes NTCHW pixel_values)",
+            "attention_layer": "network.token_grid",
+            "optimizer": "AdamW, one-cycle (linear warm-up, cosine decay); no weight decay on biases, "
+            "LayerNorm, class token, position and time embeddings",
+        }
+    spec = ZOO_SPECS[name]
+    return {
+        "family": spec.family,
+        "class": f"{FAMILY_CLASSES[spec.family].__module__}.{FAMILY_CLASSES[spec.family].__name__}",
+        "analogue": spec.analogue,
+        "constructor": json_form(spec.constructor),
+        "layout": "NCTHW",
+        "attention_layer": spec.attention_layer,
+        "optimizer": "AdamW, one-cycle (linear warm-up, cosine decay)",
+    }
+
+
 def _manifest_entry(
     name: str,
     network: nn.Module,
@@ -85,26 +111,29 @@ def _manifest_entry(
     weights_file: str,
     sha256: str,
 ) -> dict[str, Any]:
-    spec = ZOO_SPECS[name]
-    return {
-        "family": spec.family,
-        "class": f"{FAMILY_CLASSES[spec.family].__module__}.{FAMILY_CLASSES[spec.family].__name__}",
-        "analogue": spec.analogue,
-        "constructor": json_form(spec.constructor),
+    """The manifest entry of a trained zoo model (CNN or transformer)."""
+    fields = _architecture_fields(name, network)
+    layout, attention_layer, optimizer = (
+        fields.pop("layout"),
+        fields.pop("attention_layer"),
+        fields.pop("optimizer"),
+    )
+    entry = {
+        **fields,
         "parameters": sum(p.numel() for p in network.parameters()),
         "input": {
             "frames": INPUT_FRAMES,
             "size": INPUT_SIZE,
             "channels": 3,
-            "layout": "NCTHW",
+            "layout": layout,
             "range": [0, 1],
         },
         "normalization": {"mean": list(NORMALIZATION_MEAN), "std": list(NORMALIZATION_STD)},
-        "attention_layer": spec.attention_layer,
+        "attention_layer": attention_layer,
         "recipe": {
             **recipe.to_json(),
             "seed": seed,
-            "optimizer": "AdamW, one-cycle (linear warm-up, cosine decay)",
+            "optimizer": optimizer,
             "augmentation": "random temporal window (per epoch), random crop + resize, contrast/brightness "
             "jitter, horizontal flip with left/right label swap",
             "train_split": {"split": "train", "num_clips": recipe.train_clips, "seed": recipe.train_seed},
@@ -119,6 +148,9 @@ def _manifest_entry(
         "sha256": sha256,
         "torch_version": torch.__version__,
     }
+    if name in TRANSFORMER_ZOO_SPECS:
+        entry["transformers_version"] = import_transformers().__version__
+    return entry
 
 
 ALL_ZOO_NAMES: tuple[str, ...] = (*ZOO_NAMES, *TRANSFORMER_ZOO_NAMES)
@@ -133,53 +165,6 @@ def _check_models(models: Sequence[str] | None) -> list[str]:
     if unknown:
         raise ValueError(f"unknown zoo model(s) {unknown}; zoo models: {', '.join(ALL_ZOO_NAMES)}")
     return list(dict.fromkeys(models))
-
-
-def _transformer_manifest_entry(
-    name: str,
-    network: nn.Module,
-    recipe: Recipe,
-    seed: int,
-    result: TrainingResult,
-    accuracies: Mapping[int, float],
-    sha256: str,
-) -> dict[str, Any]:
-    spec = TRANSFORMER_ZOO_SPECS[name]
-    model = network.model
-    return {
-        "family": spec.model_type,
-        "class": f"transformers.{type(model).__name__}",
-        "analogue": spec.analogue,
-        "config": dict(spec.config),
-        "parameters": sum(p.numel() for p in network.parameters()),
-        "input": {
-            "frames": INPUT_FRAMES,
-            "size": INPUT_SIZE,
-            "channels": 3,
-            "layout": "NCTHW (the wrapper passes NTCHW pixel_values)",
-            "range": [0, 1],
-        },
-        "normalization": {"mean": list(NORMALIZATION_MEAN), "std": list(NORMALIZATION_STD)},
-        "attention_layer": "network.token_grid",
-        "recipe": {
-            **recipe.to_json(),
-            "seed": seed,
-            "optimizer": "AdamW, one-cycle (linear warm-up, cosine decay); no weight decay on biases, "
-            "LayerNorm, class token, position and time embeddings",
-            "augmentation": "as the zoo CNNs",
-            "train_split": {"split": "train", "num_clips": recipe.train_clips, "seed": recipe.train_seed},
-            "generator_version": GENERATOR_VERSION,
-        },
-        "val_curve": [[step, round(acc, 4)] for step, acc in result.val_curve],
-        "train_seconds": round(result.seconds, 1),
-        "test_split": dict(TEST_SPLIT),
-        "test_accuracy": accuracies[0],
-        "shift_accuracy": {str(k): accuracies[k] for k in SHIFTS},
-        "weights": f"{name}/{WEIGHTS_FILE}",
-        "sha256": sha256,
-        "torch_version": torch.__version__,
-        "transformers_version": import_transformers().__version__,
-    }
 
 
 def _write_transformer_folder(network: nn.Module, folder: Path) -> str:
@@ -256,18 +241,15 @@ def run_train(
         if name in TRANSFORMER_ZOO_SPECS:
             weights_file = f"{name}/{WEIGHTS_FILE}"
             sha256 = _write_transformer_folder(result.network, folder / name)
-            entry = _transformer_manifest_entry(
-                name, result.network, model_recipe, model_seed, result, accuracies, sha256
-            )
         else:
             weights_file = f"{name}.safetensors"
             data = _serialize_weights(result.network)
             atomic_write_bytes(folder / weights_file, data)
             (folder / weights_file).chmod(0o644)  # package data: readable by every user
             sha256 = hashlib.sha256(data).hexdigest()
-            entry = _manifest_entry(
-                name, result.network, model_recipe, model_seed, result, accuracies, weights_file, sha256
-            )
+        entry = _manifest_entry(
+            name, result.network, model_recipe, model_seed, result, accuracies, weights_file, sha256
+        )
         try:
             manifest = zoo_manifest(folder)
         except (FileNotFoundError, ValueError):
