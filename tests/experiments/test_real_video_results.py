@@ -71,3 +71,14 @@ def test_tiny_run_and_resume(tmp_path, script, capsys):
     assert control["linf_255"] == pytest.approx(8.0, abs=1e-3)
     lines = (out / "results.md").read_text().splitlines()
     assert lines[2].startswith("| pattern.mp4 | 4/255 |") and "| 8/255 | random sign |" in lines[4]
+
+
+def test_a_second_process_is_refused_while_the_folder_is_in_use(tmp_path, script):
+    from vidadv.utils.io import exclusive_lock
+
+    video = moving_pattern_video(tmp_path / "pattern.mp4", frames=40)
+    argv = ["--out", str(tmp_path / "run"), "--model", "nl-s", "--videos", str(video), "--attacks", "FGSM"]
+    with exclusive_lock(tmp_path / "run", "another run"):
+        with pytest.raises(SystemExit, match="in use by another vidadv process"):
+            script.main(argv)
+    assert not (tmp_path / "run" / "results.json").exists()
