@@ -31,9 +31,11 @@ __all__ = ["TrainingResult", "default_seed", "train_zoo_model"]
 
 @dataclass
 class TrainingResult:
-    """What one training run produced: the network, its val-accuracy curve and the wall time."""
+    """What one training run produced: the network, the classifier wrapping it (clips in [0, 1]), its
+    val-accuracy curve and the wall time."""
 
     network: nn.Module
+    classifier: VideoClassifier | None = None
     val_curve: list[tuple[int, float]] = field(default_factory=list)
     seconds: float = 0.0
     final_loss: float = float("nan")
@@ -128,7 +130,7 @@ def train_zoo_model(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: one_cycle(step, recipe.steps, recipe.warmup_fraction)
     )
-    result = TrainingResult(network=network)
+    result = TrainingResult(network=network, classifier=classifier)
     batches_per_epoch = len(train_set) // recipe.batch_size
     order: list[torch.Tensor] = []
     epoch = -1
@@ -172,7 +174,7 @@ def train_zoo_model(
         if result.val_curve:
             postfix["val"] = f"{result.val_curve[-1][1]:.3f}"
         bar.set_postfix(postfix)
-    network.eval()
+    classifier.eval()
     result.seconds = time.perf_counter() - start_time
     result.final_loss = running_loss
     return result

@@ -23,7 +23,6 @@ from safetensors.torch import save
 from torch import nn
 
 from vidadv.data.synthetic import CLASS_NAMES, GENERATOR_VERSION, ProceduralActions
-from vidadv.models.catalogue import wrap_network
 from vidadv.models.zoo import (
     FAMILY_CLASSES,
     INPUT_FRAMES,
@@ -47,7 +46,6 @@ from vidadv.models.zoo_transformers import (
     WEIGHTS_FILE,
     export_pretrained,
     import_transformers,
-    wrap_transformer_network,
 )
 from vidadv.training.accuracy import evaluate_accuracy
 from vidadv.training.loop import TrainingResult, default_seed, train_zoo_model
@@ -233,11 +231,7 @@ def run_train(
         result = train_zoo_model(
             name, model_recipe, train_set, val_set, seed=model_seed, progress=progress, log=print
         )
-        if name in TRANSFORMER_ZOO_SPECS:
-            classifier = wrap_transformer_network(result.network)
-        else:
-            classifier = wrap_network(name, result.network)
-        accuracies = evaluate_accuracy(classifier, test_set, shifts=(0, *SHIFTS), progress=progress)
+        accuracies = evaluate_accuracy(result.classifier, test_set, shifts=(0, *SHIFTS), progress=progress)
         if name in TRANSFORMER_ZOO_SPECS:
             weights_file = f"{name}/{WEIGHTS_FILE}"
             sha256 = _write_transformer_folder(result.network, folder / name)
