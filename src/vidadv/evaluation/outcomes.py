@@ -14,8 +14,10 @@ evaluation scripts print (they attack every listed clip too, so their number is 
 
 Functions: `asr_matrix` (per-model ASR), `blackbox_fractions` / `blackbox_cell` / `table1` (the TT
 paper's average black-box ASR with a bootstrap interval over clips; `overall_blackbox_values`, its
-per-clip values averaged over the white-box models) and `paired_differences`
-(ASR(A) - ASR(B) on the same clips, paired bootstrap interval and exact McNemar test).
+per-clip values averaged over the white-box models), `paired_differences`
+(ASR(A) - ASR(B) on the same clips, paired bootstrap interval and exact McNemar test) and
+`direction_differences` (the same difference pooled by transfer direction between model groups, e.g.
+CNN -> transformer).
 """
 
 from __future__ import annotations
@@ -388,6 +390,88 @@ def paired_differences(
         a = [sum(v) / len(v) for v in overall_a.values()]
         b = [sum(overall_b[c]) / len(overall_b[c]) for c in overall_a]
         rows.append(_difference_row("all", BLACKBOX_AVERAGE, a, b, n_boot, seed, single=False))
+    return rows
+
+
+def transfer_directions(
+    groups: Mapping[str, str], whiteboxes: Sequence[str], models: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """(white-box, black-box model) pairs per transfer direction "G -> H" between the groups of `groups`
+    (model -> group, e.g. "cnn" / "transformer"), in group order of first appearance in `models`.
+
+    A pair never has the same model twice; directions without a pair are left out.
+    """
+    unknown = [m for m in (*whiteboxes, *models) if m not in groups]
+    if unknown:
+        raise ValueError(f"no group given for model(s) {', '.join(dict.fromkeys(unknown))}")
+    order = list(dict.fromkeys(groups[m] for m in models))
+    directions: dict[str, list[tuple[str, str]]] = {}
+    for source in order:
+        for destination in order:
+            pairs = [
+                (whitebox, model)
+                for whitebox in whiteboxes
+                if groups[whitebox] == source
+                for model in models
+                if model != whitebox and groups[model] == destination
+            ]
+            if pairs:
+                directions[f"{source} -> {destination}"] = pairs
+    return directions
+
+
+def direction_differences(
+    outcomes: Outcomes,
+    attack_a: str,
+    attack_b: str,
+    groups: Mapping[str, str],
+    *,
+    n_boot: int,
+    seed: int,
+    clip_order: Sequence[str] | None = None,
+    denominator: str = SELECTED,
+) -> list[dict[str, Any]]:
+    """ASR(A) - ASR(B) per transfer direction between model groups (see `transfer_directions`).
+
+    Per clip, the share of the direction's (white-box, black-box) pairs fooled, for A and for B (only
+    clips that every white-box model of the direction attacked with both attacks); the difference of the
+    means over clips with a 95 % paired bootstrap interval resampling clips. Rows: direction, n clips,
+    pairs, asr_a, asr_b, diff, lo, hi.
+    """
+    items = outcomes.items(denominator)
+    rows: list[dict[str, Any]] = []
+    directions = transfer_directions(groups, outcomes.whiteboxes, outcomes.models)
+    for direction, pairs in directions.items():
+        whiteboxes = list(dict.fromkeys(whitebox for whitebox, _ in pairs))
+        order = (
+            clip_order if clip_order is not None else outcomes.clip_ids(whiteboxes[0], attack_a, denominator)
+        )
+        clip_ids = [
+            c
+            for c in order
+            if all((w, attack, c) in items for w in whiteboxes for attack in (attack_a, attack_b))
+        ]
+        if not clip_ids:
+            continue
+
+        def share(attack: str, clip_id: str, pairs: list[tuple[str, str]] = pairs) -> float:
+            return sum(int(items[(w, attack, clip_id)][m].fooled) for w, m in pairs) / len(pairs)
+
+        a = [share(attack_a, c) for c in clip_ids]
+        b = [share(attack_b, c) for c in clip_ids]
+        interval = paired_bootstrap_diff(a, b, n_boot=n_boot, seed=seed)
+        rows.append(
+            {
+                "direction": direction,
+                "n": len(clip_ids),
+                "pairs": len(pairs),
+                "asr_a": sum(a) / len(a),
+                "asr_b": sum(b) / len(b),
+                "diff": interval.estimate,
+                "lo": interval.lo,
+                "hi": interval.hi,
+            }
+        )
     return rows
 
 

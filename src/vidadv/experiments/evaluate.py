@@ -29,6 +29,7 @@ from vidadv.evaluation.outcomes import (
     ItemKey,
     Outcomes,
     asr_matrix,
+    direction_differences,
     outcome_records,
     paired_differences,
     table1,
@@ -73,6 +74,7 @@ from vidadv.experiments.runtime import (
     slug,
     versions,
 )
+from vidadv.models import available_models, get_model_entry
 from vidadv.utils.io import load_tensors
 
 __all__ = [
@@ -506,6 +508,45 @@ def compare_rows(
     )
 
 
+#: The model groups of `model_groups`: the catalogue's "transformer" family, and every other family.
+TRANSFORMER, CNN = "transformer", "cnn"
+
+
+def model_groups(config: ExperimentConfig) -> dict[str, str] | None:
+    """Model label -> "cnn" or "transformer" (catalogue family), or None when a model is not catalogued."""
+    known = set(available_models())
+    if any(spec.name not in known for spec in config.models):
+        return None
+    return {
+        spec.label: TRANSFORMER if get_model_entry(spec.name).family == TRANSFORMER else CNN
+        for spec in config.models
+    }
+
+
+def compare_direction_rows(
+    run: LoadedRun,
+    predictions: Mapping[ItemKey, Mapping[str, int]],
+    attack_a: str,
+    attack_b: str,
+    whiteboxes: Sequence[str],
+) -> list[dict[str, Any]]:
+    """`direction_differences` by CNN / transformer group; [] unless the run's models span both groups."""
+    groups = model_groups(run.config)
+    if groups is None or len(set(groups.values())) < 2:
+        return []
+    outcomes = run_outcomes(run, predictions)
+    outcomes = Outcomes(outcomes.models, tuple(whiteboxes), outcomes.attacks, outcomes.rows)
+    return direction_differences(
+        outcomes,
+        attack_a,
+        attack_b,
+        groups,
+        n_boot=run.config.bootstrap_samples,
+        seed=run.config.seed,
+        clip_order=[c.clip_id for c in run.clips],
+    )
+
+
 @holds_eval_lock
 def run_compare(
     run_dir: str | os.PathLike[str],
@@ -592,12 +633,45 @@ def run_compare(
         xlabel=f"ASR({attack_a}) - ASR({attack_b}) (percentage points)",
     )
     report.plots([forest])
+    directions = compare_direction_rows(run, predictions[resolved], attack_a, attack_b, whiteboxes)
+    direction_header = [
+        "direction", "n clips", "pairs", f"ASR {attack_a}", f"ASR {attack_b}", "diff (A-B)", "95% CI"
+    ]  # fmt: skip
+    direction_body = [
+        [
+            r["direction"],
+            r["n"],
+            r["pairs"],
+            pct(r["asr_a"]),
+            pct(r["asr_b"]),
+            pct(r["diff"]),
+            f"[{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]",
+        ]
+        for r in directions
+    ]
+    if directions:
+        report.table(
+            f"{stem}_directions",
+            direction_header,
+            direction_body,
+            title=f"{attack_a} - {attack_b} by transfer direction (white-box group -> black-box group)",
+        )
     report.json(
         f"{stem}.json",
-        {"attack_a": attack_a, "attack_b": attack_b, "variant": resolved, "rows": rows, "seed": config.seed},
+        {
+            "attack_a": attack_a,
+            "attack_b": attack_b,
+            "variant": resolved,
+            "rows": rows,
+            "directions": directions,
+            "seed": config.seed,
+        },
     )
     print(f"== {attack_a} vs {attack_b} ({resolved}): ASR (%) on the same clips ==")
     print(format_table(header, body))
+    if directions:
+        print("== by transfer direction: share of (white-box, black-box) pairs fooled, per clip ==")
+        print(format_table(direction_header, direction_body))
     print(
         "diff = ASR(A) - ASR(B) in percentage points; 95% CI: paired bootstrap over clips "
         f"({config.bootstrap_samples} resamples); McNemar: exact two-sided binomial test on the clips only "
