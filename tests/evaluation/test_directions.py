@@ -126,3 +126,18 @@ def test_compare_adds_the_direction_table_when_the_models_span_both_groups(tmp_p
     two = [single[("videomae-s", m)] for m in ("nl-s", "tpn-s")]
     assert rows["transformer -> cnn"]["asr_a"] == pytest.approx(sum(r["asr_a"] for r in two) / 2)
     assert list(Path(config.output_dir, "eval").glob("compare_BIM*_vs_FGSM*_directions.md"))
+
+
+def test_a_whitebox_without_clips_is_left_out_of_its_directions() -> None:
+    flags = np.ones((2, 2, 3, 4), dtype=int)
+    outcomes = _outcomes(flags)
+    partial = build_outcomes(
+        {key: {m: 1 for m in MODELS} for key in outcomes.items() if key[0] == "c1"},
+        {f"clip{c}": 0 for c in range(3)},
+        MODELS,
+        WHITEBOXES,
+        ("A", "B"),
+    )  # t1 has not attacked yet
+    rows = direction_differences(partial, "A", "B", GROUPS, n_boot=100, seed=0)
+    assert [r["direction"] for r in rows] == ["cnn -> cnn", "cnn -> transformer"]
+    assert all(r["n"] == 3 for r in rows)

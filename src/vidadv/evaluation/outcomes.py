@@ -434,13 +434,18 @@ def direction_differences(
     """ASR(A) - ASR(B) per transfer direction between model groups (see `transfer_directions`).
 
     Per clip, the share of the direction's (white-box, black-box) pairs fooled, for A and for B (only
-    clips that every white-box model of the direction attacked with both attacks); the difference of the
+    clips that every white-box model of the direction attacked with both attacks; white-box models
+    without any clip of A or B, e.g. not yet attacked in a partial run, are left out); the difference of the
     means over clips with a 95 % paired bootstrap interval resampling clips. Rows: direction, n clips,
     pairs, asr_a, asr_b, diff, lo, hi.
     """
     items = outcomes.items(denominator)
     rows: list[dict[str, Any]] = []
-    directions = transfer_directions(groups, outcomes.whiteboxes, outcomes.models)
+    attacked = {(whitebox, attack) for whitebox, attack, _ in items}
+    whiteboxes_with_clips = [
+        w for w in outcomes.whiteboxes if (w, attack_a) in attacked and (w, attack_b) in attacked
+    ]
+    directions = transfer_directions(groups, whiteboxes_with_clips, outcomes.models)
     for direction, pairs in directions.items():
         whiteboxes = list(dict.fromkeys(whitebox for whitebox, _ in pairs))
         order = (
