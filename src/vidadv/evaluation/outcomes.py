@@ -320,20 +320,27 @@ def table1(
 # ------------------------------------------------------------------------------------------------
 
 
-def _difference_row(
-    whitebox: str, model: str, a: Sequence[float], b: Sequence[float], n_boot: int, seed: int, single: bool
-) -> dict[str, Any]:
+def _paired_summary(a: Sequence[float], b: Sequence[float], n_boot: int, seed: int) -> dict[str, Any]:
+    """n, mean of A, mean of B, and A - B with its 95 % paired bootstrap interval (lo, hi)."""
     interval = paired_bootstrap_diff(a, b, n_boot=n_boot, seed=seed)
-    only_a, only_b = mcnemar_counts(a, b) if single else (None, None)  # type: ignore[arg-type]
     return {
-        "whitebox": whitebox,
-        "model": model,
         "n": len(a),
         "asr_a": sum(a) / len(a),
         "asr_b": sum(b) / len(b),
         "diff": interval.estimate,
         "lo": interval.lo,
         "hi": interval.hi,
+    }
+
+
+def _difference_row(
+    whitebox: str, model: str, a: Sequence[float], b: Sequence[float], n_boot: int, seed: int, single: bool
+) -> dict[str, Any]:
+    only_a, only_b = mcnemar_counts(a, b) if single else (None, None)  # type: ignore[arg-type]
+    return {
+        "whitebox": whitebox,
+        "model": model,
+        **_paired_summary(a, b, n_boot, seed),
         "only_a": only_a,
         "only_b": only_b,
         "p_mcnemar": mcnemar(a, b) if single else None,  # type: ignore[arg-type]
@@ -464,19 +471,8 @@ def direction_differences(
 
         a = [share(attack_a, c) for c in clip_ids]
         b = [share(attack_b, c) for c in clip_ids]
-        interval = paired_bootstrap_diff(a, b, n_boot=n_boot, seed=seed)
-        rows.append(
-            {
-                "direction": direction,
-                "n": len(clip_ids),
-                "pairs": len(pairs),
-                "asr_a": sum(a) / len(a),
-                "asr_b": sum(b) / len(b),
-                "diff": interval.estimate,
-                "lo": interval.lo,
-                "hi": interval.hi,
-            }
-        )
+        summary = _paired_summary(a, b, n_boot, seed)
+        rows.append({"direction": direction, "n": summary.pop("n"), "pairs": len(pairs), **summary})
     return rows
 
 

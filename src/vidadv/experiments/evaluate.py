@@ -594,8 +594,12 @@ def run_compare(
     if not rows:
         raise ValueError(f"no clip has adversarial files for both {attack_a!r} and {attack_b!r}")
 
-    def pct(value: float | None) -> str:
-        return "" if value is None else f"{100 * value:.2f}"
+    def difference_cells(r: Mapping[str, Any]) -> list[str]:
+        """ASR A, ASR B, A - B (percent) and the 95 % interval of one paired row."""
+        return [
+            *(f"{100 * r[key]:.2f}" for key in ("asr_a", "asr_b", "diff")),
+            f"[{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]",
+        ]
 
     header = ["white-box", "model", "n clips", f"ASR {attack_a}", f"ASR {attack_b}", "diff (A-B)", "95% CI"]
     header += ["only A", "only B", "McNemar p"]
@@ -604,10 +608,7 @@ def run_compare(
             r["whitebox"],
             r["model"],
             r["n"],
-            pct(r["asr_a"]),
-            pct(r["asr_b"]),
-            pct(r["diff"]),
-            f"[{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]",
+            *difference_cells(r),
             "" if r["only_a"] is None else r["only_a"],
             "" if r["only_b"] is None else r["only_b"],
             "" if r["p_mcnemar"] is None else f"{r['p_mcnemar']:.4g}",
@@ -642,10 +643,7 @@ def run_compare(
             r["direction"],
             r["n"],
             r["pairs"],
-            pct(r["asr_a"]),
-            pct(r["asr_b"]),
-            pct(r["diff"]),
-            f"[{100 * r['lo']:.2f}, {100 * r['hi']:.2f}]",
+            *difference_cells(r),
         ]
         for r in directions
     ]
