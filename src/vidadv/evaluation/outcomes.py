@@ -435,10 +435,12 @@ def direction_differences(
     *,
     n_boot: int,
     seed: int,
+    whiteboxes: Sequence[str] | None = None,
     clip_order: Sequence[str] | None = None,
     denominator: str = SELECTED,
 ) -> list[dict[str, Any]]:
-    """ASR(A) - ASR(B) per transfer direction between model groups (see `transfer_directions`).
+    """ASR(A) - ASR(B) per transfer direction between model groups (see `transfer_directions`), over the
+    white-box models `whiteboxes` (default: all of the table's).
 
     Per clip, the share of the direction's (white-box, black-box) pairs fooled, for A and for B (only
     clips that every white-box model of the direction attacked with both attacks; white-box models
@@ -450,18 +452,18 @@ def direction_differences(
     rows: list[dict[str, Any]] = []
     attacked = {(whitebox, attack) for whitebox, attack, _ in items}
     whiteboxes_with_clips = [
-        w for w in outcomes.whiteboxes if (w, attack_a) in attacked and (w, attack_b) in attacked
+        w
+        for w in (outcomes.whiteboxes if whiteboxes is None else whiteboxes)
+        if (w, attack_a) in attacked and (w, attack_b) in attacked
     ]
     directions = transfer_directions(groups, whiteboxes_with_clips, outcomes.models)
     for direction, pairs in directions.items():
-        whiteboxes = list(dict.fromkeys(whitebox for whitebox, _ in pairs))
-        order = (
-            clip_order if clip_order is not None else outcomes.clip_ids(whiteboxes[0], attack_a, denominator)
-        )
+        sources = list(dict.fromkeys(whitebox for whitebox, _ in pairs))
+        order = clip_order if clip_order is not None else outcomes.clip_ids(sources[0], attack_a, denominator)
         clip_ids = [
             c
             for c in order
-            if all((w, attack, c) in items for w in whiteboxes for attack in (attack_a, attack_b))
+            if all((w, attack, c) in items for w in sources for attack in (attack_a, attack_b))
         ]
         if not clip_ids:
             continue

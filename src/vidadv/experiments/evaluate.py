@@ -26,7 +26,6 @@ from vidadv.evaluation.outcomes import (
     BLACKBOX_AVERAGE,
     LISTED,
     SELECTED,
-    ItemKey,
     Outcomes,
     asr_matrix,
     direction_differences,
@@ -491,14 +490,14 @@ def _resolve_variant(variant: str, crf: int) -> str:
 
 def compare_rows(
     run: LoadedRun,
-    predictions: Mapping[ItemKey, Mapping[str, int]],
+    outcomes: Outcomes,
     attack_a: str,
     attack_b: str,
     whiteboxes: Sequence[str],
 ) -> list[dict[str, Any]]:
-    """`paired_differences` of a run's predictions (clips in selection order)."""
+    """`paired_differences` of a run's outcomes table (clips in selection order)."""
     return paired_differences(
-        run_outcomes(run, predictions),
+        outcomes,
         attack_a,
         attack_b,
         whiteboxes,
@@ -525,7 +524,7 @@ def model_groups(config: ExperimentConfig) -> dict[str, str] | None:
 
 def compare_direction_rows(
     run: LoadedRun,
-    predictions: Mapping[ItemKey, Mapping[str, int]],
+    outcomes: Outcomes,
     attack_a: str,
     attack_b: str,
     whiteboxes: Sequence[str],
@@ -534,8 +533,6 @@ def compare_direction_rows(
     groups = model_groups(run.config)
     if groups is None or len(set(groups.values())) < 2:
         return []
-    outcomes = run_outcomes(run, predictions)
-    outcomes = Outcomes(outcomes.models, tuple(whiteboxes), outcomes.attacks, outcomes.rows)
     return direction_differences(
         outcomes,
         attack_a,
@@ -543,6 +540,7 @@ def compare_direction_rows(
         groups,
         n_boot=run.config.bootstrap_samples,
         seed=run.config.seed,
+        whiteboxes=whiteboxes,
         clip_order=[c.clip_id for c in run.clips],
     )
 
@@ -590,7 +588,8 @@ def run_compare(
         device=device,
         progress=progress,
     )
-    rows = compare_rows(run, predictions[resolved], attack_a, attack_b, whiteboxes)
+    outcomes = run_outcomes(run, predictions[resolved])
+    rows = compare_rows(run, outcomes, attack_a, attack_b, whiteboxes)
     if not rows:
         raise ValueError(f"no clip has adversarial files for both {attack_a!r} and {attack_b!r}")
 
@@ -634,7 +633,7 @@ def run_compare(
         xlabel=f"ASR({attack_a}) - ASR({attack_b}) (percentage points)",
     )
     report.plots([forest])
-    directions = compare_direction_rows(run, predictions[resolved], attack_a, attack_b, whiteboxes)
+    directions = compare_direction_rows(run, outcomes, attack_a, attack_b, whiteboxes)
     direction_header = [
         "direction", "n clips", "pairs", f"ASR {attack_a}", f"ASR {attack_b}", "diff (A-B)", "95% CI"
     ]  # fmt: skip
