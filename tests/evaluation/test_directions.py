@@ -135,9 +135,9 @@ def test_a_whitebox_without_clips_is_left_out_of_its_directions() -> None:
         {key: {m: 1 for m in MODELS} for key in outcomes.items() if key[0] == "c1"},
         {f"clip{c}": 0 for c in range(3)},
         MODELS,
-        WHITEBOXES,
+        ("c1", "c2", "t1"),
         ("A", "B"),
-    )  # t1 has not attacked yet
+    )  # c2 (same group as c1) and t1 have not attacked yet
     rows = direction_differences(partial, "A", "B", GROUPS, n_boot=100, seed=0)
     assert [r["direction"] for r in rows] == ["cnn -> cnn", "cnn -> transformer"]
-    assert all(r["n"] == 3 for r in rows)
+    assert all(r["n"] == 3 for r in rows) and [r["pairs"] for r in rows] == [1, 2]
