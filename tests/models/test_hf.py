@@ -22,6 +22,7 @@ from vidadv.models.gradcam import grad_cam
 from vidadv.models.hf import (
     HFVideoClassifier,
     TokenGrid,
+    import_transformers,
     load_hf_video_classifier,
     preprocessor_normalization,
 )
@@ -367,3 +368,16 @@ def test_zoo_transformer_exports_and_loads_back_through_load_model(tmp_path, nam
         for embedding in ("cls_token", "position_embeddings", "time_embeddings"):
             assert any(n.endswith(embedding) for n in exempt)
     assert not any(n.endswith("dense.weight") or n.endswith("query.weight") for n in exempt)
+
+
+@needs_transformers
+def test_export_pretrained_progress_false_silences_the_save_bar_and_restores_it(tmp_path, capfd) -> None:
+    hf_logging = import_transformers().utils.logging
+    network = zoo_transformers.build_transformer_network("videomae-s")
+    zoo_transformers.export_pretrained(network, tmp_path / "loud", progress=True)
+    loud = capfd.readouterr().err
+    zoo_transformers.export_pretrained(network, tmp_path / "quiet", progress=False)
+    quiet = capfd.readouterr().err
+    assert "Writing" in loud  # transformers' own bar: the check below can fail
+    assert "Writing" not in quiet
+    assert hf_logging.is_progress_bar_enabled()  # the global setting is put back

@@ -170,16 +170,24 @@ def no_weight_decay(network: HFVideoNetwork) -> list[str]:
     ]
 
 
-def export_pretrained(network: HFVideoNetwork, folder: str | Path) -> Path:
+def export_pretrained(network: HFVideoNetwork, folder: str | Path, progress: bool = True) -> Path:
     """Write `network` as a Hugging Face folder: config.json, model.safetensors and a
     `preprocessor_config.json` with the zoo normalization, so `load_model("hf", checkpoint=folder)`
-    loads it back with the right mean/std."""
+    loads it back with the right mean/std. `progress=False` silences `transformers`' own bar."""
     folder = Path(folder)
     config = network.model.config
     if config.num_labels == len(CLASS_NAMES):
         config.id2label = dict(enumerate(CLASS_NAMES))
         config.label2id = {label: index for index, label in enumerate(CLASS_NAMES)}
-    network.model.save_pretrained(folder, safe_serialization=True)
+    hf_logging = import_transformers().utils.logging
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    try:
+        network.model.save_pretrained(folder, safe_serialization=True)
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
     preprocessor = {
         "do_rescale": True,
         "rescale_factor": 1 / 255,

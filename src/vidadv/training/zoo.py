@@ -165,13 +165,13 @@ def _check_models(models: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(models))
 
 
-def _write_transformer_folder(network: nn.Module, folder: Path) -> str:
+def _write_transformer_folder(network: nn.Module, folder: Path, progress: bool) -> str:
     """Export `network` to the Hugging Face folder `folder`, replacing an older one only once the new one is
     complete; returns the sha256 of its weights."""
     staging = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
-    export_pretrained(network, staging)
+    export_pretrained(network, staging, progress=progress)
     for path in [staging, *staging.iterdir()]:
         path.chmod(0o755 if path.is_dir() else 0o644)  # package data: readable by every user
     retired = folder.with_name(f".{folder.name}.old-{os.getpid()}")
@@ -234,7 +234,7 @@ def run_train(
         accuracies = evaluate_accuracy(result.classifier, test_set, shifts=(0, *SHIFTS), progress=progress)
         if name in TRANSFORMER_ZOO_SPECS:
             weights_file = f"{name}/{WEIGHTS_FILE}"
-            sha256 = _write_transformer_folder(result.network, folder / name)
+            sha256 = _write_transformer_folder(result.network, folder / name, progress)
         else:
             weights_file = f"{name}.safetensors"
             data = _serialize_weights(result.network)
