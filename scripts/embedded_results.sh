@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every number and figure of docs/results.md on the embedded benchmark (CPU is fine:
-# about 1 h 45 min on 2 cores; each step resumes where it stopped when rerun).
+# about 1 h 45 min on 2 cores for sections 1-5, 1 h 35 min more for section 7; each step resumes where
+# it stopped when rerun).
 #   bash scripts/embedded_results.sh            # run folders under runs/, copies tables/plots to docs/results/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ DOCS=docs/results
 
 copy_eval() {  # copy_eval RUN_DIR NAME: the run's tables and plots into docs/results/NAME (per-clip
     mkdir -p "$DOCS/$2"  # outcomes and adversarial clips stay in the run folder)
-    find "$1/eval" -maxdepth 2 \( -name '*.csv' -o -name '*.md' -o -name '*.png' \) -not -path '*/cache/*' \
+    find "$1/eval" -maxdepth 2 \( -name '*.csv' -o -name '*.md' -o -name '*.png' \) -not -path '*/cache/*' -not -path '*/gallery/*' \
         -not -name outcomes.csv -exec cp {} "$DOCS/$2/" \;
 }
 
@@ -48,3 +49,17 @@ done
 
 # 5. Summary tables of docs/results.md (docs/results/summary.md)
 python scripts/results_summary.py
+
+# 6. CNN <-> transformer transfer (section 7; needs the `transformers` extra; about 1 h 35 min more)
+run=runs/embedded_transformer_transfer
+vidadv attack configs/embedded_transformer_transfer.yaml
+vidadv evaluate "$run"
+for pair in "TT(1)|FGSM" "TT(10)|BIM(10)" "MI+TT(10)|MI(10)" "TT(10)|VR(10)"; do
+    vidadv compare "$run" "${pair%%|*}" "${pair##*|}"
+done
+copy_eval "$run" transformer_transfer
+find "$run/eval" -maxdepth 1 -name 'compare_*.json' -exec cp {} "$DOCS/transformer_transfer/" \;
+cp "$run/selection.csv" "$DOCS/transformer_transfer/"
+{ python scripts/perturbation_distance.py "$run" "TT(10)" "BIM(10)"
+  python scripts/perturbation_distance.py "$run" "MI+TT(10)" "MI(10)"
+  python scripts/perturbation_distance.py "$run" "TT(10)" "VR(10)"; } > "$DOCS/transformer_transfer/perturbation_distance.md"

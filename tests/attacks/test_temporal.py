@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.attacks.tiny_models import Recorder, SineVideo, TinyConv, autograd_ce, clips
+from tests.attacks.tiny_models import CyclicShiftInvariant, Recorder, SineVideo, TinyConv, autograd_ce, clips
 from vidadv.attacks import build_attack, roll_frames, shift_offsets, temporal_weights
 
 # ---------------------------------------------------------------------------------------------
@@ -191,6 +191,24 @@ def test_tt_with_zero_shift_length_is_bim() -> None:
     bim = build_attack("bim", model, eps=8 / 255, steps=3)(x, y)
     tt0 = build_attack("tt", model, eps=8 / 255, steps=3, shift_length=0)(x, y)
     assert torch.equal(bim, tt0)
+
+
+def test_tt_on_a_cyclic_shift_invariant_model_is_the_plain_gradient() -> None:
+    # Each rolled gradient, rolled back, is the unrolled one, and the weights sum to 1 (docs/results.md
+    # section 7: why TT(10) on timesformer-s stays close to BIM(10)).
+    model = CyclicShiftInvariant()
+    x, y = clips(2), torch.tensor([0, 3])
+    assert torch.allclose(model(x), model(roll_frames(x, torch.tensor([3, -2]))))
+    plain = build_attack("bim", model).estimate_gradient(x, y)
+    shifted = build_attack("tt", model, shift_length=3).estimate_gradient(x, y)
+    assert torch.allclose(shifted, plain, rtol=1e-9, atol=1e-12)
+    # and on a model that is not invariant the two differ
+    other = TinyConv()
+    assert not torch.allclose(
+        build_attack("tt", other, shift_length=3).estimate_gradient(x, y),
+        build_attack("bim", other).estimate_gradient(x, y),
+        rtol=1e-3,
+    )
 
 
 def test_tt1_is_one_step_of_size_eps() -> None:

@@ -56,6 +56,20 @@ class TinyConv(nn.Module):
         return self.head(torch.cat([pooled.mean(-1), self.temporal(ordered)], dim=1))
 
 
+class CyclicShiftInvariant(nn.Module):
+    """Circular 3-D convolution, then global average pooling: rolling the frames keeps the logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = nn.Conv3d(3, 4, 3, padding=1, padding_mode="circular")
+        self.head = nn.Linear(4, 5)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.features(x)).mean(dim=(2, 3, 4)))
+
+
 class _Block(ResidualBlock):
     def __init__(self, d: int, g: torch.Generator) -> None:
         super().__init__()

@@ -10,11 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from PIL import Image
 
+from vidadv.evaluation import plots as plots_module
 from vidadv.evaluation.ablation import plot_shift_length
 from vidadv.evaluation.plots import (
+    AVERAGE_COLOR,
     AVERAGE_LABEL,
     OKABE_ITO,
     Bar,
@@ -26,6 +29,8 @@ from vidadv.evaluation.plots import (
     plot_transfer_bars,
 )
 from vidadv.evaluation.report import AsrMatrix, AsrRow, plot_asr_bars, plot_figure3, transfer_bars
+from vidadv.models.zoo import ZOO_SPECS
+from vidadv.models.zoo_transformers import TRANSFORMER_ZOO_SPECS
 from vidadv.utils.stats import wilson_interval
 
 ZOO = ("nl-s", "nl-l", "slowfast-s", "slowfast-l", "tpn-s", "tpn-l")
@@ -75,6 +80,14 @@ def test_palette_is_okabe_ito_fixed_and_distinct_for_the_zoo() -> None:
     assert model_color(AVERAGE_LABEL) == OKABE_ITO["black"] not in colours
     # unknown names: a stable colour from the palette, independent of call order
     assert model_color("i3d-kinetics") == model_color("i3d-kinetics") in OKABE_ITO.values()
+
+
+def test_every_zoo_model_of_the_catalogue_has_its_own_colour() -> None:
+    zoo = list(ZOO_SPECS) + list(TRANSFORMER_ZOO_SPECS)
+    assert len(zoo) == 8
+    colours = {model: model_color(model) for model in zoo}
+    assert len(set(colours.values())) == len(zoo), colours
+    assert AVERAGE_COLOR not in colours.values()
 
 
 def test_same_model_same_colour_in_every_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,6 +157,33 @@ def test_forest_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         plot_forest([], tmp_path / "none.png")
     with pytest.raises(ValueError, match="non-finite"):
         plot_forest([ForestRow("x", math.nan, 0.0, 0.1)], tmp_path / "nan.png")
+
+
+@pytest.mark.parametrize("label_length", [5, 45, 90])
+def test_forest_plot_text_stays_inside_the_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label_length: int
+) -> None:
+    figures = []
+    real_png = plots_module._png
+    monkeypatch.setattr(
+        plots_module, "_png", lambda figure, path: figures.append(figure) or real_png(figure, path)
+    )
+    rows = [
+        ForestRow("b" * label_length, 0.05, 0.01, 0.09),
+        ForestRow("black-box average (white-box x)", 0, -1, 1),
+    ]
+    xlabel = "ASR(MI+TT(10)) - ASR(MI(10)) (percentage points)"
+    plot_forest(
+        rows, tmp_path / "forest.png", title="MI+TT(10) - MI(10): paired difference in ASR", xlabel=xlabel
+    )
+    (figure,) = figures
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    axes = figure.axes[0]
+    texts = [axes.title, axes.xaxis.label, *axes.get_yticklabels()]
+    width, height = figure.bbox.width, figure.bbox.height
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= width and box.y0 >= 0 and box.y1 <= height, text.get_text()
 
 
 def test_wilson_interval_matches_reference_values() -> None:

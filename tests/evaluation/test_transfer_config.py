@@ -24,7 +24,9 @@ def test_transfer_config_covers_both_families_with_the_paper_settings() -> None:
         "timesformer-s",
         "videomae-s",
     ]
-    assert list(config.whitebox) == ["nl-l", "slowfast-l", "tpn-l", "timesformer-s", "videomae-s"]
+    # The transformers are attacked first; results do not depend on the order (batch seeds come from the
+    # run seed and the clip ids), so only the set is the paper's protocol.
+    assert sorted(config.whitebox) == ["nl-l", "slowfast-l", "timesformer-s", "tpn-l", "videomae-s"]
     assert abs(config.eps - 16 / 255) < 1e-12
     model = TinyConv()
     costs = {

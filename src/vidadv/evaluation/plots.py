@@ -1,8 +1,10 @@
 """Every transfer plot vidadv draws, with one fixed, colour-blind-safe colour per model.
 
 Palette: Okabe & Ito's eight colours ("Color Universal Design", 2008). `model_color` maps a model name to
-the same colour in every figure: the six zoo models have fixed entries, any other name a colour
-chosen by a stable hash of the name (never by its position in a legend). The black-box average is black.
+the same colour in every figure: the eight zoo models have fixed, distinct entries (the six CNNs and
+`timesformer-s` take the seven Okabe-Ito colours, `videomae-s` their companion grey), any other name a
+colour chosen by a stable hash of the name (never by its position in a legend). The black-box average is
+black.
 
 Methods are not models: `method_style` gives each attack method (a line of the cost frontier, e.g. "TT",
 "MI+TT", "TT-anti3") a colour from a second palette, Paul Tol's "muted" scheme (colour-blind safe; Tol,
@@ -25,8 +27,13 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vidadv.utils.io import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 #: Okabe-Ito colours, black first.
 OKABE_ITO: dict[str, str] = {
@@ -51,6 +58,8 @@ MODEL_COLORS: dict[str, str] = {
     "slowfast-l": OKABE_ITO["orange"],
     "tpn-s": OKABE_ITO["reddish purple"],
     "tpn-l": OKABE_ITO["vermillion"],
+    "timesformer-s": OKABE_ITO["bluish green"],
+    "videomae-s": "#999999",  # grey: Okabe-Ito has seven colours besides black
 }
 _HASHED = [c for name, c in OKABE_ITO.items() if name != "black"]
 
@@ -279,6 +288,7 @@ def plot_forest(
         raise ValueError("plot_forest needs at least one row")
     from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the global backend alone
 
+    labels = [(r.label + (" *" if r.excludes_zero else "")) for r in reversed(rows)]
     figure = Figure(figsize=(5.0, 1.2 + 0.34 * len(rows)), dpi=100)
     axes = figure.add_subplot(1, 1, 1)
     for index, row in enumerate(rows):
@@ -298,14 +308,31 @@ def plot_forest(
         )
     axes.axvline(0.0, color="black", linewidth=0.9)
     axes.set_yticks(range(len(rows)))
-    axes.set_yticklabels([(r.label + (" *" if r.excludes_zero else "")) for r in reversed(rows)], fontsize=8)
+    axes.set_yticklabels(labels, fontsize=8)
     axes.set_ylim(-0.7, len(rows) - 0.3)
     axes.set_xlabel(xlabel, fontsize=9)
     axes.grid(axis="x", alpha=0.3)
     if title:
         axes.set_title(title, fontsize=10)
-    figure.tight_layout()
+    _fit_width(figure, axes)
     return _png(figure, path)
+
+
+def _fit_width(figure: Figure, axes: Axes, min_plot_inches: float = 3.0) -> None:
+    """Widen `figure` so that the tick labels fit beside a plot at least as wide as its title, its x label
+    and `min_plot_inches`, so no text is cut off; then lay it out."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    dpi = figure.dpi
+    labels = [text.get_window_extent(renderer).width for text in axes.get_yticklabels()]
+    centred = [
+        text.get_window_extent(renderer).width for text in (axes.title, axes.xaxis.label) if text.get_text()
+    ]
+    needed = (max(labels, default=0.0) + max([min_plot_inches * dpi, *centred]) + 0.6 * dpi) / dpi
+    width, height = figure.get_size_inches()
+    figure.set_size_inches(max(width, needed), height)
+    figure.tight_layout()
 
 
 def _log_ticks(low: float, high: float) -> list[float]:
