@@ -1,4 +1,5 @@
-"""The quick demo's report.html opened in a real headless Chromium at desktop and phone widths.
+"""The quick demo's report.html, and a report with a long title, opened in a real headless Chromium
+at desktop and phone widths.
 
 Uses the shared browser check (`../shared/tools/browser/run.sh REPORT.html OUTDIR`: puppeteer-core with the
 Chromium of the npm package @sparticuz/chromium, installed by npm on first use into
@@ -14,6 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from vidadv.evaluation.report import Section, write_html_report
 
 BROWSER_CHECK = Path(__file__).resolve().parents[2].parent / "shared" / "tools" / "browser" / "run.sh"
 MISSING = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
@@ -59,3 +62,29 @@ def test_quick_demo_report_renders_cleanly_on_desktop_and_phone(
         p.stat().st_size for p in out.rglob("*.png") if f'src="{p.relative_to(out).as_posix()}"' in text
     )
     assert weight < 1_000_000, weight
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    bool(MISSING),
+    reason=f"{' and '.join(MISSING)} missing: the browser check needs node, npm and ../shared/tools/browser",
+)
+def test_long_run_names_wrap_instead_of_widening_the_phone_page(tmp_path: Path) -> None:
+    # `vidadv evaluate` titles its report after the run's name, e.g. "embedded_transformer_transfer":
+    # one long word that must wrap on a phone
+    name = "embedded_transformer_transfer_with_a_longer_name"
+    report = write_html_report(
+        tmp_path / "report",
+        f"vidadv evaluation: {name}",
+        [Section(f"Results of {name}_{name}", text=f"run folder runs/{name}/{name}")],
+    )
+    done = subprocess.run(
+        ["bash", str(BROWSER_CHECK), str(report), str(tmp_path / "shots")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["phone"]["overflow_px"] == 0 and summary["desktop"]["overflow_px"] == 0, summary
