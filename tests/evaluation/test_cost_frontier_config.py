@@ -35,18 +35,20 @@ def test_frontier_spends_about_each_budget_per_method() -> None:
     assert set(series) == {
         "BIM",
         "VR",
-        "TT-iid1",
+        "TT-iid5",
         "MI+TT-iid1",
-        "TT-anti3",
-        "MI+TT-anti3",
-        "TT-sag3",
-        "MI+TT-sag3",
+        "TT-anti5",
+        "MI+TT-anti5",
+        "TT-sag2",
+        "MI+TT-sag2",
     }
     for name, costs_of_series in series.items():
         assert len(costs_of_series) == len(BUDGETS), name
         for cost, budget in zip(sorted(costs_of_series), BUDGETS, strict=True):
             assert abs(cost - budget) <= 1, (name, cost, budget)
-    assert sum(costs.values()) == 3886  # the cost stated in the config's header
+        if name not in ("BIM", "VR"):
+            assert sorted(costs_of_series)[2] <= 50, name  # eligible for the target: <= 50 evaluations
+    assert sum(costs.values()) == 3890  # the cost stated in the config's header
 
 
 def test_tuning_runs_every_estimator_at_about_50_on_other_clips() -> None:

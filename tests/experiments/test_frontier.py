@@ -47,12 +47,12 @@ def test_frontier_config_attacks_group_into_its_methods_with_their_costs() -> No
         "VR",
         "TT",
         "MI+TT",
-        "TT-iid1",
+        "TT-iid5",
         "MI+TT-iid1",
-        "TT-anti3",
-        "MI+TT-anti3",
-        "TT-sag3",
-        "MI+TT-sag3",
+        "TT-anti5",
+        "MI+TT-anti5",
+        "TT-sag2",
+        "MI+TT-sag2",
     ]
 
 
