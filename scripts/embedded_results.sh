@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every number and figure of docs/results.md on the embedded benchmark (CPU is fine:
-# about 1 h 45 min on 2 cores for sections 1-5, 1 h 35 min more for section 7; each step resumes where
-# it stopped when rerun).
+# about 1 h 45 min on 2 cores for sections 1-5, 1 h 35 min more for section 7, about 5 h more for
+# section 8 (cost); each step resumes where it stopped when rerun).
 #   bash scripts/embedded_results.sh            # run folders under runs/, copies tables/plots to docs/results/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,3 +63,23 @@ cp "$run/selection.csv" "$DOCS/transformer_transfer/"
 { python scripts/perturbation_distance.py "$run" "TT(10)" "BIM(10)"
   python scripts/perturbation_distance.py "$run" "MI+TT(10)" "MI(10)"
   python scripts/perturbation_distance.py "$run" "TT(10)" "VR(10)"; } > "$DOCS/transformer_transfer/perturbation_distance.md"
+python scripts/shift_sensitivity.py "$run" --clips 60 \
+    --models nl-l nl-s slowfast-l slowfast-s tpn-l tpn-s timesformer-s videomae-s \
+    > "$DOCS/transformer_transfer/shift_sensitivity.md"
+
+# 7. Cost: TT's cheaper estimators. First choose each estimator's k on other clips (tuning run, test split
+#    seed 1; about 1 h 15 min), then the ASR-versus-gradient-evaluations frontier (about 3 h 45 min)
+run=runs/embedded_cost_frontier_tuning
+vidadv attack configs/embedded_cost_frontier_tuning.yaml
+vidadv evaluate "$run"
+copy_eval "$run" cost_tuning
+cp "$run/selection.csv" "$DOCS/cost_tuning/"
+run=runs/embedded_cost_frontier
+vidadv attack configs/embedded_cost_frontier.yaml
+vidadv evaluate "$run"
+for pair in "TT-sag2(25)|TT(10)" "MI+TT-sag2(25)|MI+TT(10)" "TT-iid5(10)|TT(10)" "MI+TT-iid1(50)|MI+TT(10)" \
+            "TT-anti5(10)|TT(10)" "MI+TT-anti5(10)|MI+TT(10)" "TT-sag2(25)|BIM(50)" "TT-sag2(75)|TT(10)" \
+            "MI+TT-sag2(75)|MI+TT(10)"; do
+    vidadv compare "$run" "${pair%%|*}" "${pair##*|}"
+done
+copy_eval "$run" cost_frontier
