@@ -68,7 +68,7 @@ python scripts/shift_sensitivity.py "$run" --clips 60 \
     > "$DOCS/transformer_transfer/shift_sensitivity.md"
 
 # 7. Cost: TT's cheaper estimators. First choose each estimator's k on other clips (tuning run, test split
-#    seed 1; about 1 h 15 min), then the ASR-versus-gradient-evaluations frontier (about 3 h 45 min)
+#    seed 1; about 1 h 30 min), then the ASR-versus-gradient-evaluations frontier (about 3 h 45 min)
 run=runs/embedded_cost_frontier_tuning
 vidadv attack configs/embedded_cost_frontier_tuning.yaml
 vidadv evaluate "$run"
