@@ -77,9 +77,6 @@ cp "$run/selection.csv" "$DOCS/cost_tuning/"
 run=runs/embedded_cost_frontier
 vidadv attack configs/embedded_cost_frontier.yaml
 vidadv evaluate "$run"
-for pair in "TT-sag2(25)|TT(10)" "MI+TT-sag2(25)|MI+TT(10)" "TT-iid5(10)|TT(10)" "MI+TT-iid1(50)|MI+TT(10)" \
-            "TT-anti5(10)|TT(10)" "MI+TT-anti5(10)|MI+TT(10)" "TT-sag2(25)|BIM(50)" "TT-sag2(75)|TT(10)" \
-            "MI+TT-sag2(75)|MI+TT(10)"; do
-    vidadv compare "$run" "${pair%%|*}" "${pair##*|}"
-done
+python scripts/cost_summary.py "$run" --out "$DOCS/cost_frontier/summary.md"  # runs the paired compares
 copy_eval "$run" cost_frontier
+find "$run/eval" -maxdepth 1 -name 'compare_*.json' -exec cp {} "$DOCS/cost_frontier/" \;
