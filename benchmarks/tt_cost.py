@@ -24,6 +24,15 @@ timed choice's one-off selection call is timed apart. Wall and process CPU time 
 shared machine the CPU time is the steadier one.
 
     python benchmarks/tt_cost.py --sweep
+
+``--estimators``: wall and process CPU time per clip of the cost frontier's attacks at 50 and 150
+gradient evaluations (TT(10), MI+TT(10), BIM(50), BIM(150), VR15(10) and the cheaper estimators'
+50-points, `configs/embedded_cost_frontier.yaml`) on the zoo's nl-l, slowfast-l and tpn-l, a batch of
+16 random 32x32x32 clips as in the run; interleaved, best of --repeats, torch's default threads. The
+frontier run records wall time under whatever else the machine ran; this measures the same attacks on
+an otherwise idle machine, so the estimators' overheads (bookkeeping, fewer copies per pass) show.
+
+    python benchmarks/tt_cost.py --estimators --repeats 2
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -255,6 +265,67 @@ def sweep(shift_length: int = 7, threads: int = 0) -> list[dict]:
     return rows
 
 
+FRONTIER_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "embedded_cost_frontier.yaml"
+#: The frontier config's attacks at 50 and 150 gradient evaluations per clip (options from the config).
+ESTIMATOR_ATTACKS = (
+    "TT(10)", "MI+TT(10)", "BIM(50)", "BIM(150)", "VR15(10)", "TT-sag2(25)", "TT-iid5(10)", "TT-anti5(10)",
+    "MI+TT-sag2(25)", "MI+TT-iid1(50)", "MI+TT-anti5(10)",
+)  # fmt: skip
+
+
+def estimators(models: list[str], batch: int, repeats: int) -> list[dict]:
+    """Seconds per clip of ESTIMATOR_CASES on each model (see the module docstring)."""
+    from vidadv.attacks import build_attack
+    from vidadv.experiments.config import load_config
+    from vidadv.models import load_model
+
+    config = load_config(FRONTIER_CONFIG)
+    specs = {name: config.attack(name) for name in ESTIMATOR_ATTACKS}
+    print(f"torch threads {torch.get_num_threads()}; batch {batch}; best of {repeats}", flush=True)
+    rows = []
+    for name in models:
+        model = load_model(name).eval().requires_grad_(False)
+        x = torch.rand(batch, 3, 32, 32, 32, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            y = model(x).argmax(1)
+        attacks = {
+            label: build_attack(spec.spec, model, **config.attack_options(spec))
+            for label, spec in specs.items()
+        }
+        build_attack("tt", model, eps=config.eps, steps=1)(x, y)  # warm-up
+        wall: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+        for _ in range(repeats):
+            for label, attack in attacks.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                attack(x, y)
+                wall[label] = min(wall.get(label, float("inf")), time.perf_counter() - t0)
+                cpu[label] = min(cpu.get(label, float("inf")), time.process_time() - c0)
+        reference = wall["TT(10)"] / batch
+        columns = (
+            f"{'attack':<16} {'evals':>5} {'s/clip':>7} {'cpu s/clip':>10} {'ms/eval':>7} {'/TT(10)':>7}"
+        )
+        print(f"{name}: {columns}")
+        for label, attack in attacks.items():
+            evals = attack.gradient_evaluations_per_clip
+            row = {
+                "model": name,
+                "attack": label,
+                "gradient_evaluations_per_clip": evals,
+                "seconds_per_clip": wall[label] / batch,
+                "cpu_seconds_per_clip": cpu[label] / batch,
+                "ms_per_gradient_evaluation": 1000 * wall[label] / batch / evals,
+            }
+            rows.append(row)
+            print(
+                f"{'':<{len(name) + 1}} {label:<16} {evals:>5} {row['seconds_per_clip']:7.3f} "
+                f"{row['cpu_seconds_per_clip']:10.3f} {row['ms_per_gradient_evaluation']:7.2f} "
+                f"{row['seconds_per_clip'] / reference:7.2f}",
+                flush=True,
+            )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -275,8 +346,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sweep", action="store_true", help="automatic vs every fixed chunk size (see above)"
     )
-    parser.add_argument("--json", default=None, help="--sweep: also write the rows to this JSON file")
+    parser.add_argument(
+        "--estimators", action="store_true", help="time per clip of the cost frontier's attacks (see above)"
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=["nl-l", "slowfast-l", "tpn-l"], help="--estimators: zoo models"
+    )
+    parser.add_argument(
+        "--json", default=None, help="--sweep/--estimators: also write the rows to this JSON file"
+    )
     args = parser.parse_args(argv)
+    if args.estimators:
+        batch = args.batch if any(a.startswith("--batch") for a in (argv or sys.argv[1:])) else 16
+        rows = estimators(args.models, batch, args.repeats)
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(rows, handle, indent=1)
+        return 0
     if args.sweep:
         explicit = any(a.startswith("--threads") for a in (argv if argv is not None else sys.argv[1:]))
         rows = sweep(args.shift_length, args.threads if explicit else 0)  # sweep: torch's default threads
