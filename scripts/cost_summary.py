@@ -2,10 +2,11 @@
 
 Reads RUN/eval/frontier.csv (written by `vidadv evaluate`: per attack, gradient evaluations per clip,
 wall time per clip and average black-box ASR with its 95 % interval) and runs `vidadv compare` for the
-comparisons fixed below, before any frontier result was seen, then prints Markdown:
+comparisons fixed below, then prints Markdown:
 
-1. the target: every cheaper estimator at <= 50 gradient evaluations per clip against TT(10) (150), and
-   its momentum variant against MI+TT(10); reached when the lower bound of the paired 95 % interval of
+1. the target: every cheaper estimator at <= 50 gradient evaluations per clip (k chosen on the tuning
+   clips), and TT with the most steps within 50 (TT(3), 45), against TT(10) (150), and their momentum
+   variants against MI+TT(10); reached when the lower bound of the paired 95 % interval of
    (new - reference), averaged over the white-box models, is >= -1.0 percentage point;
 2. the same differences per white-box model;
 3. every attack that spends exactly 150 evaluations, best first, with its paired difference to TT(10)
@@ -33,14 +34,17 @@ from vidadv.utils.io import atomic_write_text
 TARGET_LOWER_BOUND = -1.0
 TARGET_BUDGET = 50
 FULL_BUDGET = 150
-#: (cheaper attack at <= 50 evaluations, reference at 150), fixed with the estimators' k on the tuning clips.
+#: (cheaper attack at <= 50 evaluations, reference at 150): the estimators with the k chosen on the tuning
+#: clips, and TT itself with the most steps that fit in 50 evaluations (3 x 15 = 45; step size eps / 3).
 TARGET_PAIRS = (
     ("TT-sag2(25)", "TT(10)"),
     ("TT-iid5(10)", "TT(10)"),
     ("TT-anti5(10)", "TT(10)"),
+    ("TT(3)", "TT(10)"),
     ("MI+TT-sag2(25)", "MI+TT(10)"),
     ("MI+TT-iid1(50)", "MI+TT(10)"),
     ("MI+TT-anti5(10)", "MI+TT(10)"),
+    ("MI+TT(3)", "MI+TT(10)"),
 )
 #: More steps alone (no averaging over shifts) at the same count of gradient evaluations.
 CONTROL_PAIRS = (("TT-sag2(25)", "BIM(50)"), ("TT(10)", "BIM(150)"))

@@ -32,6 +32,7 @@ POINTS = {
     "TT(10)": (150, 20.0), "MI+TT(10)": (150, 45.0), "BIM(50)": (50, 10.0), "BIM(150)": (150, 11.0),
     "VR15(10)": (150, 18.0), "TT-sag2(75)": (150, 30.0), "MI+TT-sag2(75)": (150, 50.0),
     "TT-sag2(25)": (50, 25.0), "TT-iid5(10)": (50, 19.0), "TT-anti5(10)": (50, 17.0),
+    "TT(3)": (45, 24.0), "MI+TT(3)": (45, 45.5),
     "MI+TT-sag2(25)": (50, 46.0), "MI+TT-iid1(50)": (50, 44.0), "MI+TT-anti5(10)": (50, 40.0),
 }  # fmt: skip
 #: (A, B) -> lower bound of the paired interval of A - B, in percentage points
