@@ -76,7 +76,7 @@ def pairs_at_full_budget(frontier: dict[str, dict]) -> list[tuple[str, str]]:
     return [
         (name, reference_of(name))
         for name, row in frontier.items()
-        if row["gradient_evaluations_per_clip"] == FULL_BUDGET and name not in ("TT(10)", "MI+TT(10)")
+        if row["gradient_evaluations_per_clip"] == FULL_BUDGET and reference_of(name) != name
     ]
 
 
