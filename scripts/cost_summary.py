@@ -25,7 +25,7 @@ import io
 import json
 from pathlib import Path
 
-from vidadv.evaluation.report import markdown_table
+from vidadv.evaluation.report import markdown_table, paired_difference_text
 from vidadv.experiments.evaluate import run_compare
 from vidadv.experiments.runtime import slug
 from vidadv.utils.io import atomic_write_text
@@ -105,10 +105,6 @@ def _asr(row: dict) -> str:
     return f"{row['blackbox_asr_pct']:.2f} [{row['ci_lo_pct']:.2f}, {row['ci_hi_pct']:.2f}]"
 
 
-def _diff(row: dict) -> str:
-    return f"{100 * row['diff']:+.2f} [{100 * row['lo']:+.2f}, {100 * row['hi']:+.2f}]"
-
-
 def _seconds(row: dict) -> str:
     return "-" if row["seconds_per_clip"] is None else f"{row['seconds_per_clip']:.2f}"
 
@@ -144,7 +140,7 @@ def summary(run: Path) -> str:
         body.append(
             [a, fa["gradient_evaluations_per_clip"], _seconds(fa), _asr(fa)]
             + [b, fb["gradient_evaluations_per_clip"], _seconds(fb), _asr(fb)]
-            + [_diff(row), "reached" if reached(row) else "not reached"]
+            + [paired_difference_text(row), "reached" if reached(row) else "not reached"]
         )
     parts.append(
         f"### Target: <= {TARGET_BUDGET} gradient evaluations per clip against {FULL_BUDGET}\n\n"
@@ -154,7 +150,10 @@ def summary(run: Path) -> str:
     )
 
     header = ["new", "reference", *whiteboxes]
-    body = [[a, b, *(_diff(overall_row(results[(a, b)], wb)) for wb in whiteboxes)] for a, b in TARGET_PAIRS]
+    body = [
+        [a, b, *(paired_difference_text(overall_row(results[(a, b)], wb)) for wb in whiteboxes)]
+        for a, b in TARGET_PAIRS
+    ]
     parts.append("### The target's differences per white-box model\n\n" + markdown_table(header, body))
 
     ranked = sorted(
@@ -165,7 +164,7 @@ def summary(run: Path) -> str:
     body = []
     for name in ranked:
         pair = (name, reference_of(name))
-        diff = "(reference)" if pair not in results else _diff(overall_row(results[pair]))
+        diff = "(reference)" if pair not in results else paired_difference_text(overall_row(results[pair]))
         body.append([name, _seconds(frontier[name]), _asr(frontier[name]), pair[1], diff])
     parts.append(
         f"### Exactly {FULL_BUDGET} gradient evaluations per clip, best first\n\n"
@@ -174,7 +173,7 @@ def summary(run: Path) -> str:
 
     header = ["A", "B", "black-box ASR A", "black-box ASR B", "A - B [95 % CI]"]
     body = [
-        [a, b, _asr(frontier[a]), _asr(frontier[b]), _diff(overall_row(results[(a, b)]))]
+        [a, b, _asr(frontier[a]), _asr(frontier[b]), paired_difference_text(overall_row(results[(a, b)]))]
         for a, b in CONTROL_PAIRS
     ]
     parts.append(

@@ -20,8 +20,7 @@ import math
 from pathlib import Path
 
 from vidadv.evaluation.paper import PAPER_NUMBERS
-from vidadv.evaluation.report import markdown_table
-from vidadv.experiments.evaluate import _ci_text  # the Table-1 cell format of `vidadv evaluate`
+from vidadv.evaluation.report import asr_interval_text, markdown_table, paired_difference_text
 from vidadv.experiments.runtime import slug
 from vidadv.models.zoo import ZOO_SPECS
 from vidadv.utils.io import atomic_write_text
@@ -43,10 +42,6 @@ PAPER_KEY = {"TT(10)": "TT"}
 
 def _pct(value: float) -> str:
     return f"{100 * value:.2f}"
-
-
-def _diff(row: dict) -> str:
-    return f"{100 * row['diff']:+.2f} [{100 * row['lo']:+.2f}, {100 * row['hi']:+.2f}]"
 
 
 def _load_table1(run: Path) -> dict[str, dict]:
@@ -136,7 +131,7 @@ def summary(runs: Path) -> str:
         key = PAPER_KEY.get(attack, attack)
         paper = [PAPER_NUMBERS[d].get(key) for d in ("kinetics400", "ucf101")]
         body.append(
-            [attack, *[_ci_text(cell(eps, attack, wb)) for _, eps, wb in columns]]
+            [attack, *[asr_interval_text(cell(eps, attack, wb)) for _, eps, wb in columns]]
             + ["" if p is None else f"{p:.2f}" for p in paper]
         )
     parts.append(
@@ -150,7 +145,7 @@ def summary(runs: Path) -> str:
         for _, eps, whitebox in columns:
             rows = _load_compare(run_of[eps], a, b) or []
             match = [r for r in rows if r["whitebox"] == whitebox and r["model"] == "black-box average"]
-            cells.append(_diff(match[0]) if match else "-")
+            cells.append(paired_difference_text(match[0]) if match else "-")
         body.append([a, b, *cells])
     parts.append(
         "### Paired difference A - B in average black-box ASR (percentage points), same clips, 95 % paired "
@@ -164,7 +159,15 @@ def summary(runs: Path) -> str:
         for row in _load_compare(run, a, b) or []:
             if row["model"] == "black-box average" and row["whitebox"] != "all":
                 body.append(
-                    [a, b, row["whitebox"], row["n"], _pct(row["asr_a"]), _pct(row["asr_b"]), _diff(row)]
+                    [
+                        a,
+                        b,
+                        row["whitebox"],
+                        row["n"],
+                        _pct(row["asr_a"]),
+                        _pct(row["asr_b"]),
+                        paired_difference_text(row),
+                    ]
                 )
     parts.append(f"### Per white-box model at {eps}\n\n" + markdown_table(header, body))
     return "\n\n".join(parts) + "\n"

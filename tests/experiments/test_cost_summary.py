@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cost_summary.py"
+from tests.scripts import load_script
+
 FIELDS = [
     "method",
     "attack",
@@ -21,10 +21,7 @@ FIELDS += ["n_clips", "blackbox_asr_pct", "ci_lo_pct", "ci_hi_pct"]
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("cost_summary", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("cost_summary")
 
 
 #: attack -> (gradient evaluations per clip, black-box ASR %)

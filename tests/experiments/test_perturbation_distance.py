@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,18 +9,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from tests.scripts import load_script
 from vidadv.experiments.runtime import RUN_FORMAT, SELECTION_FORMAT, RunLayout
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "perturbation_distance.py"
 EPS = 8 / 255
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("perturbation_distance", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("perturbation_distance")
 
 
 def write_run(root: Path) -> RunLayout:

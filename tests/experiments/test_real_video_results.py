@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from tests.experiments.test_attack_video import moving_pattern_video
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "real_video_results.py"
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("real_video_results", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("real_video_results")
 
 
 def test_shifted_window_keeps_the_perturbation_on_its_frames(script):

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from tests.attacks.tiny_models import CyclicShiftInvariant, TinyConv, clips
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "shift_sensitivity.py"
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("shift_sensitivity", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("shift_sensitivity")
 
 
 def test_invariant_model_keeps_predictions_logits_and_gradients(script):

@@ -140,6 +140,18 @@ def _pct(value: float | None, digits: int = 2) -> str:
     )
 
 
+def asr_interval_text(cell: Mapping[str, Any]) -> str:
+    """An ASR cell as Table 1 prints it: percent with its 95 % interval, "-" when the cell is empty."""
+    if "asr" not in cell:
+        return "-"
+    return f"{100 * cell['asr']:.2f} [{100 * cell['lo']:.1f}, {100 * cell['hi']:.1f}]"
+
+
+def paired_difference_text(row: Mapping[str, Any]) -> str:
+    """A paired difference (a - b) in percentage points with its 95 % interval, signs shown."""
+    return f"{100 * row['diff']:+.2f} [{100 * row['lo']:+.2f}, {100 * row['hi']:+.2f}]"
+
+
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A CSV document (header + rows), quoted where a cell needs it."""
     buffer = io.StringIO()

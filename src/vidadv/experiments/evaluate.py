@@ -42,6 +42,7 @@ from vidadv.evaluation.report import (
     ReportWriter,
     Section,
     asr_html_table,
+    asr_interval_text,
     asr_table_rows,
     attack_settings_text,
     format_table,
@@ -111,12 +112,6 @@ def listed_text(run: LoadedRun) -> str:
     return text
 
 
-def _ci_text(cell: Mapping[str, Any]) -> str:
-    if "asr" not in cell:
-        return "-"
-    return f"{100 * cell['asr']:.2f} [{100 * cell['lo']:.1f}, {100 * cell['hi']:.1f}]"
-
-
 def table1_text(
     run: LoadedRun,
     rows: Sequence[Mapping[str, Any]],
@@ -130,8 +125,8 @@ def table1_text(
 
     def cells(row: Mapping[str, Any], clips: str | None) -> list[str]:
         line = [row["attack"], *([clips] if clips is not None else [])]
-        line += [_ci_text(row["per_whitebox"][wb]) for wb in whiteboxes]
-        line += [_ci_text(row["overall"]), "" if row["paper"] is None else f"{row['paper']:.2f}"]
+        line += [asr_interval_text(row["per_whitebox"][wb]) for wb in whiteboxes]
+        line += [asr_interval_text(row["overall"]), "" if row["paper"] is None else f"{row['paper']:.2f}"]
         return line
 
     if listed_rows is None:
@@ -390,7 +385,7 @@ def run_evaluate(
         if variant == FLOAT:
             gallery_outcomes = outcomes
             findings = _compute_matched_findings(outcomes, config.whitebox, boot)
-        overall_by_variant[variant] = {row["attack"]: _ci_text(row["overall"]) for row in t1}
+        overall_by_variant[variant] = {row["attack"]: asr_interval_text(row["overall"]) for row in t1}
         record["predictions"] = [
             {
                 "whitebox": wb,
