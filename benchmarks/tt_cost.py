@@ -26,11 +26,12 @@ shared machine the CPU time is the steadier one.
     python benchmarks/tt_cost.py --sweep
 
 ``--estimators``: wall and process CPU time per clip of the cost frontier's attacks at 50 and 150
-gradient evaluations (TT(10), MI+TT(10), BIM(50), BIM(150), VR15(10) and the cheaper estimators'
-50-points, `configs/embedded_cost_frontier.yaml`) on the zoo's nl-l, slowfast-l and tpn-l, a batch of
-16 random 32x32x32 clips as in the run; interleaved, best of --repeats, torch's default threads. The
-frontier run records wall time under whatever else the machine ran; this measures the same attacks on
-an otherwise idle machine, so the estimators' overheads (bookkeeping, fewer copies per pass) show.
+gradient evaluations (TT(10), MI+TT(10), BIM(50), BIM(150), VR15(10), TT(3), MI+TT(3) and the cheaper
+estimators' 50-points, `configs/embedded_cost_frontier.yaml`) on the zoo's nl-l, slowfast-l and
+tpn-l, a batch of 16 random 32x32x32 clips as in the run; interleaved, best of --repeats, torch's
+default threads. The frontier run records wall time under whatever else the machine ran; this
+measures the same attacks on an otherwise idle machine, so the estimators' overheads (bookkeeping,
+fewer copies per pass) show.
 
     python benchmarks/tt_cost.py --estimators --repeats 2
 """
@@ -268,13 +269,13 @@ def sweep(shift_length: int = 7, threads: int = 0) -> list[dict]:
 FRONTIER_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "embedded_cost_frontier.yaml"
 #: The frontier config's attacks at 50 and 150 gradient evaluations per clip (options from the config).
 ESTIMATOR_ATTACKS = (
-    "TT(10)", "MI+TT(10)", "BIM(50)", "BIM(150)", "VR15(10)", "TT-sag2(25)", "TT-iid5(10)", "TT-anti5(10)",
-    "MI+TT-sag2(25)", "MI+TT-iid1(50)", "MI+TT-anti5(10)",
+    "TT(10)", "MI+TT(10)", "BIM(50)", "BIM(150)", "VR15(10)", "TT(3)", "MI+TT(3)", "TT-sag2(25)",
+    "TT-iid5(10)", "TT-anti5(10)", "MI+TT-sag2(25)", "MI+TT-iid1(50)", "MI+TT-anti5(10)",
 )  # fmt: skip
 
 
 def estimators(models: list[str], batch: int, repeats: int) -> list[dict]:
-    """Seconds per clip of ESTIMATOR_CASES on each model (see the module docstring)."""
+    """Seconds per clip of ESTIMATOR_ATTACKS on each model (see the module docstring)."""
     from vidadv.attacks import build_attack
     from vidadv.experiments.config import load_config
     from vidadv.models import load_model
