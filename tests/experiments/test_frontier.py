@@ -163,7 +163,10 @@ def test_evaluate_writes_the_frontier_of_a_tiny_real_run(tiny_run: RunLayout) ->
         with Image.open(layout.eval_dir / name) as image:
             assert image.format == "PNG"
     assert "Cost frontier" in (layout.eval_dir / "frontier.md").read_text()
-    assert "Cost frontier (float)" in (layout.eval_dir / "report.html").read_text()
+    html = (layout.eval_dir / "report.html").read_text()
+    assert "Cost frontier (float)" in html
+    # the frontier opens the report: right after the run's facts, before the per-model ASR tables
+    assert html.index("<h2>Run") < html.index("<h2>Cost frontier (float)") < html.index("<h2>Results: float")
     results = json.loads((layout.eval_dir / "results.json").read_text())
     assert [p["attack"] for p in results["variants"]["float"]["frontier"]] == list(rows)
 

@@ -418,7 +418,8 @@ def run_evaluate(
                 report, outcomes, costs, **boot, stem=f"frontier{stem}", label=variant
             )
             record["frontier"] = [asdict(point) for point in points]
-            report.section(section)
+            # the float frontier is the run's headline view: it follows "Run", before the per-model tables
+            report.section(section, position=1 if variant == FLOAT else None)
     if len(variants) > 1:
         header = ["attack", *variants, "paper"]
         body = [
