@@ -167,6 +167,9 @@ def test_evaluate_writes_the_frontier_of_a_tiny_real_run(tiny_run: RunLayout) ->
     assert "Cost frontier (float)" in html
     # the frontier opens the report: right after the run's facts, before the per-model ASR tables
     assert html.index("<h2>Run") < html.index("<h2>Cost frontier (float)") < html.index("<h2>Results: float")
+    # and its plot comes before its long per-attack table
+    frontier = html[html.index("<h2>Cost frontier (float)") : html.index("<h2>Results: float")]
+    assert frontier.index("<figure>") < frontier.index("<table>")
     results = json.loads((layout.eval_dir / "results.json").read_text())
     assert [p["attack"] for p in results["variants"]["float"]["frontier"]] == list(rows)
 

@@ -529,7 +529,10 @@ class GalleryItem:
 
 @dataclass(frozen=True)
 class Section:
-    """A report section: text paragraphs, tables, figures (PNG paths or `Figure`s) and a clip gallery."""
+    """A report section: text paragraphs, tables, figures (PNG paths or `Figure`s) and a clip gallery.
+
+    figures_first: show the figures before the tables (a plot that is the section's point, its table the
+    detail)."""
 
     title: str
     text: str = ""
@@ -537,6 +540,7 @@ class Section:
     images: Sequence[str | os.PathLike[str] | Figure] = field(default_factory=tuple)
     gallery: Sequence[GalleryItem] = field(default_factory=tuple)
     gallery_note: str = ""
+    figures_first: bool = False
 
 
 def gallery_item(
@@ -594,7 +598,7 @@ def _as_section(section: Section | Mapping[str, Any]) -> Section:
     if isinstance(section, Section):
         return section
     if isinstance(section, Mapping):
-        allowed = {"title", "text", "tables", "images", "gallery", "gallery_note"}
+        allowed = {"title", "text", "tables", "images", "gallery", "gallery_note", "figures_first"}
         unknown = set(section) - allowed
         if unknown:
             raise ValueError(f"unknown section keys {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -607,6 +611,7 @@ def _as_section(section: Section | Mapping[str, Any]) -> Section:
             list(section.get("images", ())),
             gallery,
             str(section.get("gallery_note", "")),
+            bool(section.get("figures_first", False)),
         )
     raise TypeError(f"a report section is a Section or a mapping, got {type(section).__name__}")
 
@@ -690,6 +695,7 @@ def write_html_report(
                 "text": section.text,
                 "tables": list(section.tables),
                 "figures": [_figure(image, folder) for image in section.images],
+                "figures_first": section.figures_first,
                 "gallery_note": section.gallery_note,
                 "gallery": [
                     {

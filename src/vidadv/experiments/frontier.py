@@ -133,6 +133,7 @@ def write_frontier(
         text=FRONTIER_NOTE,
         tables=[HtmlTable(header, rows, "Average black-box ASR (%) against cost, per attack")],
         images=figures,
+        figures_first=True,
     )
     return points, section
 
