@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vidadv.evaluation.findings import excludes_zero, findings_sentences
+from vidadv.evaluation.findings import excludes_zero, findings_sentences, frontier_best, frontier_findings
 
 
 def _row(a: str, b: str, whitebox: str, diff: float, lo: float, hi: float) -> dict[str, object]:
@@ -72,3 +72,58 @@ def test_bad_rows_are_rejected() -> None:
         findings_sentences([{"a": "x", "b": "y", "diff": 0.1}])
     with pytest.raises(ValueError, match="does not contain"):
         findings_sentences([_row("A", "B", "nl-l", 0.5, 0.0, 0.1)])
+
+
+def _point(attack: str, evals: int, asr: float) -> dict[str, object]:
+    return {"attack": attack, "gradient_evaluations": evals, "asr": asr, "lo": asr - 0.03, "hi": asr + 0.03}
+
+
+def _diff(diff: float, lo: float) -> dict[str, float]:
+    return {"diff": diff, "lo": lo, "hi": diff + (diff - lo)}
+
+
+FRONTIER = [
+    _point("TT(10)", 150, 0.40),
+    _point("SAG(75)", 150, 0.45),
+    _point("SAG(25)", 50, 0.44),
+    _point("TT(3)", 45, 0.43),
+    _point("BIM(10)", 10, 0.10),
+]
+
+
+def test_frontier_findings_name_the_best_and_the_cheapest_within_the_margin() -> None:
+    differences = {
+        "SAG(25)": _diff(-0.01, -0.01),
+        "TT(3)": _diff(-0.02, -0.0101),
+        "BIM(10)": _diff(-0.35, -0.4),
+    }
+    first, second, third = frontier_findings(FRONTIER, differences)
+    assert "SAG(75)'s, 45.0 % (95 % CI [42.0, 48.0]) at 150 gradient evaluations" in first
+    # TT(3) is cheaper but its lower bound misses -1 point by 0.01; SAG(25) reaches it exactly
+    assert second.startswith("The cheapest attack not measurably worse")
+    assert "SAG(25) at 50 evaluations, -1.0 points (95 % CI [-1.0, -1.0])" in second
+    assert "3 paired comparisons against SAG(75)" in third
+
+
+def test_frontier_findings_without_a_cheaper_attack_within_the_margin_name_the_closest() -> None:
+    differences = {
+        "SAG(25)": _diff(-0.02, -0.03),
+        "TT(3)": _diff(-0.02, -0.025),
+        "BIM(10)": _diff(-0.35, -0.4),
+    }
+    second = frontier_findings(FRONTIER, differences)[1]
+    assert second.startswith("No cheaper attack is within 1 point of it")
+    assert "the closest: TT(3) at 45 evaluations, -2.0 points" in second
+
+
+def test_frontier_best_breaks_ties_by_cost_and_a_cheapest_best_says_so() -> None:
+    tied = [_point("B", 30, 0.5), _point("A", 60, 0.5), _point("C", 90, 0.2)]
+    assert frontier_best(tied)["attack"] == "B"
+    sentences = frontier_findings([_point("A", 10, 0.5), _point("B", 30, 0.2)], {})
+    assert sentences[1] == "No attack of the run is cheaper."
+
+
+def test_frontier_findings_need_every_cheaper_attacks_difference() -> None:
+    with pytest.raises(ValueError, match=r"\['TT\(3\)'\]"):
+        frontier_findings(FRONTIER, {"SAG(25)": _diff(0, -0.01), "BIM(10)": _diff(-0.3, -0.4)})
+    assert frontier_findings([], {}) == []

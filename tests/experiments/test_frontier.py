@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,16 @@ from tests.attacks.tiny_models import TinyConv
 from tests.evaluation.fakes import FAKES, config_dict, load_fake_config
 from vidadv.attacks import build_attack
 from vidadv.cli import main
-from vidadv.evaluation.frontier import gradient_evaluations_per_clip, method_names
+from vidadv.evaluation.frontier import FrontierPoint, gradient_evaluations_per_clip, method_names
+from vidadv.evaluation.outcomes import Outcome, Outcomes
 from vidadv.experiments import run_attack, run_compare, run_evaluate, run_select
 from vidadv.experiments.config import load_config
+from vidadv.experiments.evaluate import _frontier_findings
 from vidadv.experiments.frontier import run_costs
 from vidadv.experiments.run_records import read_record
 from vidadv.experiments.runner import attack_settings
 from vidadv.experiments.runtime import RunLayout
-from vidadv.utils.stats import bootstrap_mean_ci
+from vidadv.utils.stats import bootstrap_mean_ci, paired_bootstrap_diff
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -167,6 +170,13 @@ def test_evaluate_writes_the_frontier_of_a_tiny_real_run(tiny_run: RunLayout) ->
     assert "Cost frontier (float)" in html
     # the frontier opens the report: right after the run's facts, before the per-model ASR tables
     assert html.index("<h2>Run") < html.index("<h2>Cost frontier (float)") < html.index("<h2>Results: float")
+    # its findings open the page, naming the best attack of frontier.csv (the pairing of the cheaper
+    # attacks against it: test_frontier_findings_pair_each_cheaper_attack_with_the_best_over_the_same_clips)
+    best = min(
+        rows.values(), key=lambda r: (-float(r["blackbox_asr_pct"]), int(r["gradient_evaluations_per_clip"]))
+    )
+    findings = html[html.index('class="findings"') : html.index("<h2>Run")]
+    assert f'highest average <span class="nw">black-box</span> ASR is {best["attack"]}&#39;s' in findings
     # and its plot comes before its long per-attack table
     frontier = html[html.index("<h2>Cost frontier (float)") : html.index("<h2>Results: float")]
     assert frontier.index("<figure>") < frontier.index("<table>")
@@ -269,3 +279,49 @@ def test_evaluate_writes_no_frontier_when_every_attack_costs_the_same(tmp_path: 
     layout = _fake_run(tmp_path, attacks=attacks)
     assert run_evaluate(layout.root, progress=False, gallery=0, factories=FAKES) == 0
     assert (layout.eval_dir / "table1.csv").exists() and not (layout.eval_dir / "frontier.csv").exists()
+
+
+def test_frontier_findings_pair_each_cheaper_attack_with_the_best_over_the_same_clips() -> None:
+    """A hand-made outcomes table: 2 white-box models x 3 models, 6 clips; the most expensive attack is
+    best, and each cheaper one's difference is the paired bootstrap of the per-clip black-box averages."""
+    models, whiteboxes, clips = ("m1", "m2", "m3"), ("m1", "m2"), [f"c{i}" for i in range(6)]
+    rng = random.Random(3)
+    fooled_share = {"BIM(10)": 0.2, "TT(3)": 0.5, "SAG(25)": 0.9}
+    rows = [
+        Outcome(wb, attack, clip, model, 0, 0, int(fooled), bool(fooled))
+        for attack, share in fooled_share.items()
+        for wb in whiteboxes
+        for clip in clips
+        for model in models
+        for fooled in [model != wb and rng.random() < share]
+    ]
+    outcomes = Outcomes(models, whiteboxes, tuple(fooled_share), tuple(rows))
+
+    def per_clip(attack: str) -> list[float]:  # black-box share per white-box, then averaged
+        share = {
+            (wb, c): sum(r.fooled for r in rows if (r.attack, r.whitebox, r.clip_id) == (attack, wb, c)) / 2
+            for wb in whiteboxes
+            for c in clips
+        }
+        return [(share[("m1", c)] + share[("m2", c)]) / 2 for c in clips]
+
+    evals = {"BIM(10)": 10, "TT(3)": 45, "SAG(25)": 50}
+    points = [
+        FrontierPoint(a, a, evals[a], None, len(clips), sum(per_clip(a)) / 6, 0.0, 1.0) for a in fooled_share
+    ]
+    assert max(points, key=lambda p: p.asr).attack == "SAG(25)"
+    boot = {"n_boot": 400, "seed": 0}
+    sentences = _frontier_findings(outcomes, points, whiteboxes, boot)
+    assert "is SAG(25)'s" in sentences[0]
+    # the sentence names one cheaper attack (which one is the rule's business, tested in test_findings)
+    # with exactly the paired interval of its per-clip averages against SAG(25)'s
+    expected = {
+        a: paired_bootstrap_diff(per_clip(a), per_clip("SAG(25)"), **boot) for a in ("BIM(10)", "TT(3)")
+    }
+    texts = {
+        a: f"{a} at {evals[a]} evaluations, {100 * d.estimate:+.1f} points "
+        f"(95 % CI [{100 * d.lo:+.1f}, {100 * d.hi:+.1f}])"
+        for a, d in expected.items()
+    }
+    assert sum(text in sentences[1] for text in texts.values()) == 1, (sentences[1], texts)
+    assert "2 paired comparisons against SAG(25)" in sentences[2]

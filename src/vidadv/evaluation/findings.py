@@ -88,3 +88,68 @@ def findings_sentences(
         f"{len(rows)} comparisons, about {len(rows) / 20:.1f} would exclude 0 by chance alone."
     )
     return sentences
+
+
+#: Margin (fraction) within which a cheaper attack counts as "not measurably worse" than the best on the
+#: cost frontier: the lower bound of the paired 95 % interval of (cheaper - best) must reach -1 point.
+FRONTIER_MARGIN = 0.01
+
+
+def frontier_findings(
+    points: Sequence[Mapping[str, Any]],
+    differences: Mapping[str, Mapping[str, Any]],
+    margin: float = FRONTIER_MARGIN,
+) -> list[str]:
+    """The sentences that open a cost-frontier report: the attack with the highest average black-box
+    ASR, then the cheapest attack not measurably worse than it (paired 95 % lower bound of
+    (attack - best) >= -margin), or the closest cheaper one when none is.
+
+    points: mappings with attack, gradient_evaluations, asr, lo, hi (fractions); differences: for each
+    attack cheaper than the best (see `frontier_best`), the overall paired-difference row against it
+    (diff, lo, hi).
+    """
+    if not points:
+        return []
+    best = frontier_best(points)
+    sentences = [
+        f"Cost frontier: the highest average black-box ASR is {best['attack']}'s, "
+        f"{100 * best['asr']:.1f} % (95 % CI [{100 * best['lo']:.1f}, {100 * best['hi']:.1f}]) at "
+        f"{best['gradient_evaluations']} gradient evaluations per clip."
+    ]
+    cheaper = sorted(
+        (p for p in points if p["gradient_evaluations"] < best["gradient_evaluations"]),
+        key=lambda p: (p["gradient_evaluations"], -p["asr"], p["attack"]),
+    )
+    missing = [p["attack"] for p in cheaper if p["attack"] not in differences]
+    if missing:
+        raise ValueError(f"no paired difference against {best['attack']} for {missing}")
+    if not cheaper:
+        sentences.append("No attack of the run is cheaper.")
+        return sentences
+    bound = f"paired 95 % lower bound of the difference >= {-100 * margin:+.1f} points"
+    within = [p for p in cheaper if round(float(differences[p["attack"]]["lo"]), 12) >= -margin]
+    if within:
+        found = within[0]
+        sentences.append(
+            f"The cheapest attack not measurably worse ({bound}): {found['attack']} at "
+            f"{found['gradient_evaluations']} evaluations, {interval_text(differences[found['attack']])}."
+        )
+    else:
+        closest = max(
+            cheaper, key=lambda p: (float(differences[p["attack"]]["lo"]), -p["gradient_evaluations"])
+        )
+        sentences.append(
+            f"No cheaper attack is within {100 * margin:.0f} point of it ({bound}); the closest: "
+            f"{closest['attack']} at {closest['gradient_evaluations']} evaluations, "
+            f"{interval_text(differences[closest['attack']])}."
+        )
+    sentences.append(
+        f"Intervals are per comparison ({len(cheaper)} paired comparisons against {best['attack']}), "
+        "without multiple-comparison correction."
+    )
+    return sentences
+
+
+def frontier_best(points: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The frontier point with the highest ASR (ties: fewer gradient evaluations, then the name)."""
+    return min(points, key=lambda p: (-p["asr"], p["gradient_evaluations"], p["attack"]))

@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vidadv.evaluation.findings import COMPUTE_MATCHED, findings_sentences
-from vidadv.evaluation.frontier import AttackCost, spans_several_budgets
+from vidadv.evaluation.findings import COMPUTE_MATCHED, findings_sentences, frontier_best, frontier_findings
+from vidadv.evaluation.frontier import AttackCost, FrontierPoint, spans_several_budgets
 from vidadv.evaluation.outcomes import (
     BLACKBOX_AVERAGE,
     LISTED,
@@ -230,6 +230,26 @@ def _compute_matched_findings(
     return findings_sentences([{"a": a, "b": b, **r} for r in rows if r["model"] == BLACKBOX_AVERAGE])
 
 
+def _frontier_findings(
+    outcomes: Outcomes, points: Sequence[FrontierPoint], whiteboxes: Sequence[str], boot: Mapping[str, int]
+) -> list[str]:
+    """Findings sentences of a cost frontier: its best attack and the cheapest one not measurably worse
+    (paired differences over the same clips, averaged over the white-box models as Table 1 does)."""
+    rows = [asdict(point) for point in points]
+    if not rows:
+        return []
+    best = frontier_best(rows)
+    overall = "all" if len(whiteboxes) > 1 else whiteboxes[0]
+    differences = {}
+    for row in rows:
+        if row["gradient_evaluations"] < best["gradient_evaluations"]:
+            paired = paired_differences(outcomes, row["attack"], best["attack"], list(whiteboxes), **boot)
+            differences[row["attack"]] = next(
+                r for r in paired if r["whitebox"] == overall and r["model"] == BLACKBOX_AVERAGE
+            )
+    return frontier_findings(rows, differences)
+
+
 def _evaluate_provenance(
     run: LoadedRun, elapsed: float, bootstrap: int, settings: Mapping[str, str]
 ) -> dict[str, str]:
@@ -418,6 +438,8 @@ def run_evaluate(
                 report, outcomes, costs, **boot, stem=f"frontier{stem}", label=variant
             )
             record["frontier"] = [asdict(point) for point in points]
+            if variant == FLOAT:
+                findings = findings + _frontier_findings(outcomes, points, config.whitebox, boot)
             # the float frontier is the run's headline view: it follows "Run", before the per-model tables
             report.section(section, position=1 if variant == FLOAT else None)
     if len(variants) > 1:
