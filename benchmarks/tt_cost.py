@@ -49,6 +49,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vidadv.attacks import build_attack
+from vidadv.experiments.config import load_config
+from vidadv.models import build_network, load_model
+from vidadv.utils.io import atomic_write_json
+
 
 class SmallConv3D(nn.Module):
     """A small built-in 3-D conv net (about 0.1 M parameters)."""
@@ -76,10 +81,6 @@ class SmallConv3D(nn.Module):
 def _model(name: str, device: str) -> nn.Module:
     if name == "tiny":
         return SmallConv3D().to(device).eval()
-    try:
-        from vidadv.models import load_model
-    except ImportError as error:  # pragma: no cover - models package not installed
-        raise SystemExit(f"vidadv.models is unavailable ({error}); use --model tiny") from error
     return load_model(name, device=device).eval()
 
 
@@ -116,8 +117,6 @@ def _bare_passes(model: nn.Module, copies: torch.Tensor, labels: torch.Tensor, c
 def worker(args: argparse.Namespace) -> dict:
     """One measurement in a fresh process: ``time`` (TT and the bare passes interleaved, best of
     --repeats) or ``mem-tt`` / ``mem-bare`` (peak memory of one run)."""
-    from vidadv.attacks import build_attack
-
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device
@@ -180,8 +179,6 @@ SWEEP_CASES = (  # (model, H = W, TT steps, repeats)
 
 
 def _sweep_model(name: str) -> nn.Module:
-    from vidadv.models import build_network, load_model
-
     model = build_network(name) if name == "nl50" else load_model(name)
     return model.eval().requires_grad_(False)
 
@@ -189,8 +186,6 @@ def _sweep_model(name: str) -> nn.Module:
 def sweep(shift_length: int = 7, threads: int = 0) -> list[dict]:
     """TT time with the automatic chunk sizes (the rule, ``chunk_size=None``, and the timed ``"auto"``)
     against every fixed chunk size 1..2L+1 (see the module docstring)."""
-    from vidadv.attacks import build_attack
-
     if threads:
         torch.set_num_threads(threads)
     print(f"torch threads {torch.get_num_threads()}; on a shared machine the times are noisy", flush=True)
@@ -276,10 +271,6 @@ ESTIMATOR_ATTACKS = (
 
 def estimators(models: list[str], batch: int, repeats: int) -> list[dict]:
     """Seconds per clip of ESTIMATOR_ATTACKS on each model (see the module docstring)."""
-    from vidadv.attacks import build_attack
-    from vidadv.experiments.config import load_config
-    from vidadv.models import load_model
-
     config = load_config(FRONTIER_CONFIG)
     specs = {name: config.attack(name) for name in ESTIMATOR_ATTACKS}
     print(f"torch threads {torch.get_num_threads()}; batch {batch}; best of {repeats}", flush=True)
@@ -327,6 +318,11 @@ def estimators(models: list[str], batch: int, repeats: int) -> list[dict]:
     return rows
 
 
+def _given(option: str, argv: list[str]) -> bool:
+    """Whether `option` was given on the command line (as ``--option V`` or ``--option=V``)."""
+    return any(a == option or a.startswith(option + "=") for a in argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -357,19 +353,18 @@ def main(argv: list[str] | None = None) -> int:
         "--json", default=None, help="--sweep/--estimators: also write the rows to this JSON file"
     )
     args = parser.parse_args(argv)
+    given = argv if argv is not None else sys.argv[1:]
     if args.estimators:
-        batch = args.batch if any(a.startswith("--batch") for a in (argv or sys.argv[1:])) else 16
+        batch = args.batch if _given("--batch", given) else 16  # --estimators: the run's batch of 16
         rows = estimators(args.models, batch, args.repeats)
         if args.json:
-            with open(args.json, "w") as handle:
-                json.dump(rows, handle, indent=1)
+            atomic_write_json(args.json, rows, indent=1)
         return 0
     if args.sweep:
-        explicit = any(a.startswith("--threads") for a in (argv if argv is not None else sys.argv[1:]))
-        rows = sweep(args.shift_length, args.threads if explicit else 0)  # sweep: torch's default threads
+        threads = args.threads if _given("--threads", given) else 0  # sweep: torch's default threads
+        rows = sweep(args.shift_length, threads)
         if args.json:
-            with open(args.json, "w") as handle:
-                json.dump(rows, handle, indent=1, default=str)
+            atomic_write_json(args.json, rows, indent=1)
         return 0
     if args.chunk is not None:
         print(json.dumps(worker(args)))
