@@ -25,6 +25,7 @@ import io
 import json
 from pathlib import Path
 
+from vidadv.evaluation.findings import not_measurably_worse
 from vidadv.evaluation.report import markdown_table, paired_difference_text
 from vidadv.experiments.evaluate import run_compare
 from vidadv.experiments.runtime import slug
@@ -111,7 +112,7 @@ def _seconds(row: dict) -> str:
 
 def reached(row: dict) -> bool:
     """Issue #16's criterion: lower bound of the paired 95 % interval >= -1.0 percentage point."""
-    return round(100 * row["lo"], 9) >= TARGET_LOWER_BOUND  # rounding: a bound of exactly -1.0 counts
+    return not_measurably_worse(row, margin=-TARGET_LOWER_BOUND / 100)
 
 
 def summary(run: Path) -> str:

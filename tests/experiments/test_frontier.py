@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -311,7 +312,7 @@ def test_frontier_findings_pair_each_cheaper_attack_with_the_best_over_the_same_
     ]
     assert max(points, key=lambda p: p.asr).attack == "SAG(25)"
     boot = {"n_boot": 400, "seed": 0}
-    sentences = _frontier_findings(outcomes, points, whiteboxes, boot)
+    sentences = _frontier_findings(outcomes, [asdict(p) for p in points], whiteboxes, boot)
     assert "is SAG(25)'s" in sentences[0]
     # the sentence names one cheaper attack (which one is the rule's business, tested in test_findings)
     # with exactly the paired interval of its per-clip averages against SAG(25)'s

@@ -95,6 +95,12 @@ def findings_sentences(
 FRONTIER_MARGIN = 0.01
 
 
+def not_measurably_worse(row: Mapping[str, Any], margin: float = FRONTIER_MARGIN) -> bool:
+    """True when the lower bound of a paired difference row's 95 % interval (attack - reference) reaches
+    -margin; a bound of exactly -margin counts (rounded to 1e-12 against float noise)."""
+    return round(float(row["lo"]), 12) >= -margin
+
+
 def frontier_findings(
     points: Sequence[Mapping[str, Any]],
     differences: Mapping[str, Mapping[str, Any]],
@@ -127,7 +133,7 @@ def frontier_findings(
         sentences.append("No attack of the run is cheaper.")
         return sentences
     bound = f"paired 95 % lower bound of the difference >= {-100 * margin:+.1f} points"
-    within = [p for p in cheaper if round(float(differences[p["attack"]]["lo"]), 12) >= -margin]
+    within = [p for p in cheaper if not_measurably_worse(differences[p["attack"]], margin)]
     if within:
         found = within[0]
         sentences.append(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vidadv.evaluation.findings import COMPUTE_MATCHED, findings_sentences, frontier_best, frontier_findings
-from vidadv.evaluation.frontier import AttackCost, FrontierPoint, spans_several_budgets
+from vidadv.evaluation.frontier import AttackCost, spans_several_budgets
 from vidadv.evaluation.outcomes import (
     BLACKBOX_AVERAGE,
     LISTED,
@@ -231,11 +231,11 @@ def _compute_matched_findings(
 
 
 def _frontier_findings(
-    outcomes: Outcomes, points: Sequence[FrontierPoint], whiteboxes: Sequence[str], boot: Mapping[str, int]
+    outcomes: Outcomes, rows: Sequence[Mapping[str, Any]], whiteboxes: Sequence[str], boot: Mapping[str, int]
 ) -> list[str]:
-    """Findings sentences of a cost frontier: its best attack and the cheapest one not measurably worse
-    (paired differences over the same clips, averaged over the white-box models as Table 1 does)."""
-    rows = [asdict(point) for point in points]
+    """Findings sentences of a cost frontier (rows: its points as dicts): its best attack and the cheapest
+    one not measurably worse (paired differences over the same clips, averaged over the white-box models
+    as Table 1 does)."""
     if not rows:
         return []
     best = frontier_best(rows)
@@ -439,7 +439,7 @@ def run_evaluate(
             )
             record["frontier"] = [asdict(point) for point in points]
             if variant == FLOAT:
-                findings = findings + _frontier_findings(outcomes, points, config.whitebox, boot)
+                findings = findings + _frontier_findings(outcomes, record["frontier"], config.whitebox, boot)
             # the float frontier is the run's headline view: it follows "Run", before the per-model tables
             report.section(section, position=1 if variant == FLOAT else None)
     if len(variants) > 1:
